@@ -1,0 +1,26 @@
+# NA64 invisible-mode reconstruction and analysis workflow.
+#
+#   snakemake --cores all                      # the embedded default (config.yaml)
+#   snakemake --cores 32 --configfile my.yaml  # your datasets
+#
+# The rules only call `na64 <stage>`; the physics lives in the `recon` package.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/decode.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,131 @@
+"""``na64 decode RAW -o OUT``: raw file to per-event digits (Parquet or ROOT) and a JSON report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from recon.commands.common import add_conditions_options, conditions_from_args
+from recon.decode import DecodeConfig, DecodeReport, DecoderTables, iter_digits
+from recon.io.rawreader import RawReader
+from recon.io.tables import write_events, write_json
+from recon.progress import Progress
+from recon.provenance import make_provenance
+
+__all__ = ["register", "run_decode"]
+
+log = logging.getLogger("na64.decode")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "decode", help="decode an NA64RAW1 file into per-event digits", description=__doc__
+    )
+    p.add_argument("raw", type=Path, help="NA64RAW1 input file")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="digits file (.parquet or .root)"
+    )
+    p.add_argument("--format", choices=["parquet", "root"], help="default: from the output suffix")
+    p.add_argument("--chunk-events", type=int, default=DecodeConfig.chunk_events)
+    p.add_argument(
+        "--policy",
+        choices=["skip", "fail"],
+        default=DecodeConfig.policy,
+        help="on a corrupt record: count, report and skip it, or stop",
+    )
+    p.add_argument("--report", type=Path, help="JSON report of read, decoded and rejected records")
+    p.add_argument("--compression", default="none", help="Parquet codec (none, lz4, zstd, snappy)")
+    add_conditions_options(p)
+    p.set_defaults(func=_main)
+    s = subparsers.add_parser("summarize-decode", help="sum the decode reports of a dataset")
+    s.add_argument("reports", nargs="+", type=Path, help="JSON reports of `na64 decode`")
+    s.add_argument("-o", "--output", type=Path, required=True)
+    s.set_defaults(func=_summarize)
+
+
+def run_decode(
+    raw: Path,
+    output: Path,
+    *,
+    db,
+    config: DecodeConfig,
+    fmt: str | None = None,
+    compression: str = "none",
+) -> DecodeReport:
+    """Decode ``raw`` into ``output``; return the report."""
+    header = RawReader(raw).header
+    log.info(
+        "decoding %s: run %d, setup %s, %s",
+        raw,
+        header.run,
+        header.setup,
+        header.run_type.name.lower(),
+    )
+    tables = DecoderTables.for_run(db, header.setup, header.run)
+    records = [db.find(kind, header.setup, header.run) for kind in ("channel_map", "daq")]
+    report = DecodeReport(path=str(raw))
+    progress = Progress(f"decode {raw.name}", total=header.n_events or None)
+
+    def chunks():
+        for chunk in iter_digits(raw, tables, config, report):
+            progress.update(len(chunk))
+            yield chunk
+
+    def provenance():
+        return make_provenance(
+            stage="decode",
+            config={"chunk_events": config.chunk_events, "policy": config.policy},
+            inputs=[(raw, report.sha256)],
+            conditions=records,
+            extra={
+                "decode": {
+                    k: v for k, v in report.to_dict().items() if k not in ("rejected", "file")
+                }
+            },
+        )
+
+    write_events(output, chunks(), provenance, fmt=fmt, compression=compression)
+    progress.done()
+    return report
+
+
+def summarize_reports(reports: list[dict]) -> dict:
+    """Totals over the decode reports of a dataset (one entry per file, by name)."""
+    by_reason: dict[str, int] = {}
+    for r in reports:
+        for reason, n in r["rejected_by_reason"].items():
+            by_reason[reason] = by_reason.get(reason, 0) + n
+    keys = ("events_read", "events_decoded", "events_rejected", "bytes_read")
+    return {
+        **{k: sum(r[k] for r in reports) for k in keys},
+        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "files": {Path(r["file"]).name: {k: r[k] for k in (*keys, "sha256")} for r in reports},
+    }
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    reports = [json.loads(p.read_text()) for p in args.reports]
+    write_json(args.output, summarize_reports(reports))
+    return 0
+
+
+def _main(args: argparse.Namespace) -> int:
+    db = conditions_from_args(args)
+    config = DecodeConfig(chunk_events=args.chunk_events, policy=args.policy)
+    report = run_decode(
+        args.raw, args.output, db=db, config=config, fmt=args.format, compression=args.compression
+    )
+    summary = report.to_dict()
+    if args.report:
+        write_json(args.report, summary)
+    log.info(
+        "%s: read %d, decoded %d, rejected %d %s",
+        args.raw.name,
+        report.events_read,
+        report.events_decoded,
+        report.events_rejected,
+        summary["rejected_by_reason"] or "",
+    )
+    return 0

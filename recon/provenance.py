@@ -1,0 +1,76 @@
+"""Provenance records carried by every output file.
+
+A provenance record says which code, configuration, conditions and inputs
+made a file. It is deterministic (no timestamps, no host names), so that
+reprocessing the same inputs with the same code and configuration gives
+byte-identical outputs whatever the number of cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import recon
+from recon.conditions import ConditionRecord
+
+__all__ = ["canonical_json", "code_hash", "config_hash", "file_sha256", "make_provenance"]
+
+PROVENANCE_KEY = "na64.provenance"
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: the form that is hashed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: str | Path, *, block: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@cache
+def code_hash(package_dir: str | None = None) -> str:
+    """sha256 over the Python sources of a package (default: ``recon``), in path order."""
+    root = Path(package_dir) if package_dir else Path(recon.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def make_provenance(
+    *,
+    stage: str,
+    config: Mapping[str, Any],
+    inputs: Iterable[tuple[str | Path, str]] = (),
+    conditions: Iterable[ConditionRecord] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The provenance record of one output.
+
+    ``inputs`` are (path, sha256) pairs; only the file name is recorded so
+    that the record does not depend on where the work directory sits.
+    """
+    return {
+        "stage": stage,
+        "code_version": recon.__version__,
+        "code_hash": code_hash(),
+        "config_hash": config_hash(config),
+        "config": dict(config),
+        "conditions": {c.kind: c.provenance() for c in conditions},
+        "inputs": [{"file": Path(p).name, "sha256": digest} for p, digest in inputs],
+        **(dict(extra) if extra else {}),
+    }

@@ -1,0 +1,60 @@
+# Shared definitions: dataset and chunk bookkeeping, paths, code hashes.
+
+import hashlib
+from pathlib import Path
+
+BASEDIR = Path(workflow.basedir)
+TAG = config["tag"]
+RESULTS = f"results/{TAG}"
+LOGS = f"logs/{TAG}"
+BENCH = f"{RESULTS}/benchmarks"
+EXT = "root" if config["decode"]["format"] == "root" else "parquet"
+
+
+def conditions_args():
+    """`--conditions DIR ... --pin KIND=VERSION ...` for the stage commands."""
+    roots = [r if Path(r).is_absolute() else str(BASEDIR / r) for r in config["conditions"]["roots"]]
+    pins = config["conditions"].get("versions") or {}
+    return " ".join([f"--conditions {r}" for r in roots] + [f"--pin {k}={v}" for k, v in sorted(pins.items())])
+
+
+def code_hash(*paths):
+    """Hash of the source files a rule runs, so that an edit reruns that rule and what depends on it."""
+    digest = hashlib.sha256()
+    for rel in paths:
+        root = BASEDIR / rel
+        files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+        for f in files:
+            digest.update(f.relative_to(BASEDIR).as_posix().encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+CORE_CODE = ("recon/__init__.py", "recon/provenance.py", "recon/conditions", "recon/io", "recon/commands/common.py")
+
+
+def raw_files(dataset):
+    """Chunk name -> raw file of a dataset (a chunk is one raw file)."""
+    spec = config["datasets"][dataset]
+    files = {}
+    for pattern in spec.get("raw", []):
+        matches = sorted(Path().glob(pattern)) if any(c in pattern for c in "*?[") else [Path(pattern)]
+        for path in matches:
+            files[path.name.rsplit(".", 1)[0]] = str(path)
+    return files
+
+
+def chunks(dataset):
+    return sorted(raw_files(dataset))
+
+
+def digits_files(dataset):
+    return [f"{RESULTS}/{dataset}/digits/{c}.{EXT}" for c in chunks(dataset)]
+
+
+def all_targets():
+    targets = []
+    for dataset in config["datasets"]:
+        targets += digits_files(dataset)
+        targets.append(f"{RESULTS}/{dataset}/decode_summary.json")
+    return targets

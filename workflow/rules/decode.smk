@@ -1,0 +1,41 @@
+# Raw NA64RAW1 files -> per-event digits, one job per raw file (chunk).
+
+
+rule decode:
+    input:
+        raw=lambda w: raw_files(w.dataset)[w.chunk],
+    output:
+        digits=f"{RESULTS}/{{dataset}}/digits/{{chunk}}.{EXT}",
+        report=f"{RESULTS}/{{dataset}}/decode/{{chunk}}.json",
+    log:
+        f"{LOGS}/decode/{{dataset}}/{{chunk}}.log",
+    benchmark:
+        f"{BENCH}/decode/{{dataset}}/{{chunk}}.tsv"
+    params:
+        code=code_hash(*CORE_CODE, "recon/decode.py", "recon/commands/decode.py"),
+        conditions=conditions_args(),
+        chunk_events=config["decode"]["chunk_events"],
+        policy=config["decode"]["policy"],
+        compression=config["decode"]["compression"],
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["decode"]["mem_mb"],
+        runtime=config["resources"]["decode"]["runtime"],
+    conda:
+        "../../envs/recon.yaml"
+    shell:
+        "na64 decode {input.raw} -o {output.digits} --report {output.report}"
+        " --chunk-events {params.chunk_events} --policy {params.policy}"
+        " --compression {params.compression} {params.conditions} > {log} 2>&1"
+
+
+rule decode_summary:
+    input:
+        lambda w: expand(f"{RESULTS}/{w.dataset}/decode/{{chunk}}.json", chunk=chunks(w.dataset)),
+    output:
+        f"{RESULTS}/{{dataset}}/decode_summary.json",
+    log:
+        f"{LOGS}/decode_summary/{{dataset}}.log",
+    localrule: True
+    shell:
+        "na64 summarize-decode {input} -o {output} > {log} 2>&1"
