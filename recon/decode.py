@@ -2,11 +2,12 @@
 
 Core: :func:`decode_records` turns the framed, CRC-checked records of a
 buffer (from :class:`recon.io.rawreader.RawReader`) into flat arrays in two
-numba passes: a count pass that validates every block (sizes that add up,
-known source and channel, block type, number of samples, 12-bit samples) and
-counts channels per record and detector group, then a fill pass into
-preallocated arrays. :func:`iter_digits` streams a file as awkward arrays of
-at most ``chunk_events`` events; :func:`decode_file` collects them.
+numba passes: a count pass that validates the block structure (sizes that
+add up, known source and channel, block type, number of samples) and counts
+channels per record and detector group, then a fill pass that copies every
+channel into preallocated arrays and rejects records with a sample above the
+12-bit range. :func:`iter_digits` streams a file as awkward arrays in chunks
+of at most ``chunk_events`` events; :func:`decode_file` collects them.
 
 The digits of one event (one row)::
 
@@ -35,6 +36,7 @@ import numpy as np
 from recon.conditions import ChannelMap, ConditionsDB
 from recon.io.rawformat import RECORD_HEADER_SIZE, RawFormatError, Reason
 from recon.io.rawreader import RawReader, ScannedRecords, _u32
+from recon.provenance import CHECKSUM_ALGORITHM
 
 __all__ = [
     "DecodeConfig",
@@ -59,7 +61,7 @@ class DecodeConfig:
 
     chunk_events: int = 10_000
     policy: Literal["skip", "fail"] = "skip"
-    buffer_bytes: int = 8 << 20
+    buffer_bytes: int = 16 << 20
 
 
 @dataclass
@@ -70,7 +72,7 @@ class DecodeReport:
     run: int = 0
     events_decoded: int = 0
     bytes_read: int = 0
-    sha256: str = ""
+    checksum: str = ""
     rejected: list[dict] = field(default_factory=list)
 
     @property
@@ -101,7 +103,7 @@ class DecodeReport:
             "rejected_by_reason": self.rejected_by_reason,
             "rejected": sorted(self.rejected, key=lambda r: r["offset"]),
             "bytes_read": self.bytes_read,
-            "sha256": self.sha256,
+            CHECKSUM_ALGORITHM: self.checksum,
         }
 
 
@@ -149,8 +151,11 @@ def _u16(buf, p):
 
 
 @nb.njit(cache=True, nogil=True)
-def _check_record(buf, s, size, kind, group, sadc_lut, apv_lut, sadc_ns, apv_ns, adc_max, counts):
-    """Validate the blocks of one record; add its channels to ``counts``. Returns a Reason."""
+def _check_record(buf, s, size, kind, group, sadc_lut, apv_lut, sadc_ns, apv_ns, counts):
+    """Validate the block structure of one record; add its channels to ``counts``.
+
+    Returns a Reason. Sample values are checked while they are copied (fill pass).
+    """
     n_src = kind.size
     p = s + RECORD_HEADER_SIZE
     end = s + size - 4
@@ -182,9 +187,6 @@ def _check_record(buf, s, size, kind, group, sadc_lut, apv_lut, sadc_ns, apv_ns,
                     return 11  # UNKNOWN_CHANNEL
             elif ch >= apv_lut.shape[1] or apv_lut[src, ch, 0] < 0:
                 return 11
-            for k in range(ns):
-                if _u16(buf, r + 2 + 2 * k) > adc_max:
-                    return 9  # SAMPLE_OVERFLOW
             r += 2 + 2 * ns
         counts[group[src] if btype == _SADC else counts.size - 1] += n_ch
         p = q + psize
@@ -204,7 +206,6 @@ def _count_pass(
     apv_lut,
     sadc_ns,
     apv_ns,
-    adc_max,
     status,
     counts,
     spill,
@@ -219,10 +220,21 @@ def _count_pass(
         time_ns[i] = _u32(buf, s + 16) | (_u32(buf, s + 20) << 32)
         mask[i] = _u32(buf, s + 24)
         status[i] = _check_record(
-            buf, s, sizes[i], kind, group, sadc_lut, apv_lut, sadc_ns, apv_ns, adc_max, counts[i]
+            buf, s, sizes[i], kind, group, sadc_lut, apv_lut, sadc_ns, apv_ns, counts[i]
         )
         if status[i] != 0:
             counts[i, :] = 0
+
+
+@nb.njit(cache=True, nogil=True)
+def _copy_samples(buf, r, ns, out, row):
+    """Copy ``ns`` little-endian u16 samples from ``buf[r:]`` into ``out[row]``; return the largest."""
+    high = 0
+    for k in range(ns):
+        v = np.uint16(buf[r + 2 * k]) | (np.uint16(buf[r + 2 * k + 1]) << 8)
+        out[row, k] = v
+        high = max(high, v)
+    return high
 
 
 @nb.njit(cache=True, nogil=True)
@@ -231,11 +243,11 @@ def _fill_pass(
     starts,
     status,
     row_start,
-    kind,
     group,
     sadc_lut,
     apv_lut,
     apv_det,
+    adc_max,
     sadc_fields,
     sadc_samples,
     apv_det_out,
@@ -243,44 +255,41 @@ def _fill_pass(
     apv_strip,
     apv_samples,
 ):
+    """Copy every channel of the valid records; mark records with a sample above ``adc_max``."""
     n_groups = row_start.shape[1] - 1
+    n_fields = sadc_fields.shape[1]
     for i in range(starts.size):
         if status[i] != 0:
             continue
         s = starts[i]
         p = s + RECORD_HEADER_SIZE
-        n_blocks = _u16(buf, s + 28)
         cursor = row_start[i].copy()
-        for _ in range(n_blocks):
+        high = 0
+        for _ in range(_u16(buf, s + 28)):
             src = _u16(buf, p)
-            btype = np.int64(buf[p + 2])
-            psize = _u32(buf, p + 4)
+            sadc = buf[p + 2] == _SADC
             q = p + 8
             n_ch = _u16(buf, q)
             ns = _u16(buf, q + 2)
             r = q + 4
-            g = group[src] if btype == _SADC else n_groups
+            g = group[src] if sadc else n_groups
             for _c in range(n_ch):
                 ch = _u16(buf, r)
                 row = cursor[g]
                 cursor[g] += 1
-                if btype == _SADC:
-                    for f in range(sadc_fields.shape[1]):
+                if sadc:
+                    for f in range(n_fields):
                         sadc_fields[row, f] = sadc_lut[src, ch, f]
-                    for k in range(ns):
-                        sadc_samples[row, k] = buf[r + 2 + 2 * k] | (
-                            np.uint16(buf[r + 3 + 2 * k]) << 8
-                        )
+                    high = max(high, _copy_samples(buf, r + 2, ns, sadc_samples, row))
                 else:
                     apv_det_out[row] = apv_det[src]
                     apv_plane[row] = apv_lut[src, ch, 0]
                     apv_strip[row] = apv_lut[src, ch, 1]
-                    for k in range(ns):
-                        apv_samples[row, k] = buf[r + 2 + 2 * k] | (
-                            np.uint16(buf[r + 3 + 2 * k]) << 8
-                        )
+                    high = max(high, _copy_samples(buf, r + 2, ns, apv_samples, row))
                 r += 2 + 2 * ns
-            p = q + psize
+            p = q + _u32(buf, p + 4)
+        if high > adc_max:
+            status[i] = 9  # SAMPLE_OVERFLOW
 
 
 @dataclass
@@ -308,23 +317,10 @@ def decode_records(
     spill, event = np.empty(n, np.uint32), np.empty(n, np.uint32)
     time_ns, mask = np.empty(n, np.uint64), np.empty(n, np.uint32)
     _count_pass(
-        scanned.buffer,
-        scanned.starts,
-        scanned.sizes,
-        tables.source_kind,
-        tables.sadc_group,
-        tables.sadc_lut,
-        tables.apv_lut,
-        tables.sadc_samples,
-        tables.apv_samples,
-        tables.adc_max,
-        status,
-        counts,
-        spill,
-        event,
-        time_ns,
-        mask,
-    )
+        scanned.buffer, scanned.starts, scanned.sizes, tables.source_kind, tables.sadc_group,
+        tables.sadc_lut, tables.apv_lut, tables.sadc_samples, tables.apv_samples,
+        status, counts, spill, event, time_ns, mask,
+    )  # fmt: skip
     totals = counts.sum(axis=0)
     group_base = np.concatenate([[0], np.cumsum(totals[:n_groups])])
     row_start = np.zeros((n, n_groups + 1), dtype=np.int64)
@@ -333,60 +329,35 @@ def decode_records(
     n_sadc, n_apv = int(group_base[-1]), int(totals[n_groups])
     sadc_fields = np.empty((n_sadc, tables.sadc_lut.shape[2]), dtype=np.int16)
     sadc_samples = np.empty((n_sadc, tables.sadc_samples), dtype=np.uint16)
-    apv_det, apv_plane = np.empty(n_apv, np.uint8), np.empty(n_apv, np.uint8)
-    apv_strip, apv_samples = (
+    apv = (
+        np.empty(n_apv, np.uint8),
+        np.empty(n_apv, np.uint8),
         np.empty(n_apv, np.uint16),
         np.empty((n_apv, tables.apv_samples), np.uint16),
     )
     _fill_pass(
-        scanned.buffer,
-        scanned.starts,
-        status,
-        row_start,
-        tables.source_kind,
-        tables.sadc_group,
-        tables.sadc_lut,
-        tables.apv_lut,
-        tables.apv_detector,
-        sadc_fields,
-        sadc_samples,
-        apv_det,
-        apv_plane,
-        apv_strip,
-        apv_samples,
-    )
+        scanned.buffer, scanned.starts, status, row_start, tables.sadc_group, tables.sadc_lut,
+        tables.apv_lut, tables.apv_detector, tables.adc_max, sadc_fields, sadc_samples, *apv,
+    )  # fmt: skip
     good = status == 0
-    slices = [slice(group_base[g], group_base[g + 1]) for g in range(n_groups)]
+    sadc_fields = [sadc_fields[group_base[g] : group_base[g + 1]] for g in range(n_groups)]
+    sadc_samples = [sadc_samples[group_base[g] : group_base[g + 1]] for g in range(n_groups)]
+    if not good.all():  # drop the rows of records found bad while copying
+        keep = [np.repeat(good, counts[:, g]) for g in range(n_groups + 1)]
+        sadc_fields = [f[k] for f, k in zip(sadc_fields, keep, strict=False)]
+        sadc_samples = [f[k] for f, k in zip(sadc_samples, keep, strict=False)]
+        apv = tuple(a[keep[-1]] for a in apv)
     flat = _FlatDigits(
         spill=spill[good],
         event=event[good],
         trigger_time_ns=time_ns[good],
         trigger_mask=mask[good],
         counts=counts[good],
-        sadc_fields=[
-            sadc_fields[sl, : len(f)] for sl, f in zip(slices, tables.group_fields, strict=True)
-        ],
-        sadc_samples=[sadc_samples[sl] for sl in slices],
-        apv=(apv_det, apv_plane, apv_strip, apv_samples),
+        sadc_fields=[f[:, : len(n)] for f, n in zip(sadc_fields, tables.group_fields, strict=True)],
+        sadc_samples=sadc_samples,
+        apv=apv,
     )
     return flat, status
-
-
-def _concat(pieces: list[_FlatDigits]) -> _FlatDigits:
-    if len(pieces) == 1:
-        return pieces[0]
-    cat = np.concatenate
-    n_groups = len(pieces[0].sadc_fields)
-    return _FlatDigits(
-        spill=cat([p.spill for p in pieces]),
-        event=cat([p.event for p in pieces]),
-        trigger_time_ns=cat([p.trigger_time_ns for p in pieces]),
-        trigger_mask=cat([p.trigger_mask for p in pieces]),
-        counts=cat([p.counts for p in pieces]),
-        sadc_fields=[cat([p.sadc_fields[g] for p in pieces]) for g in range(n_groups)],
-        sadc_samples=[cat([p.sadc_samples[g] for p in pieces]) for g in range(n_groups)],
-        apv=tuple(cat([p.apv[k] for p in pieces]) for k in range(4)),
-    )
 
 
 def _jagged(counts: np.ndarray, columns: dict[str, np.ndarray]) -> ak.contents.Content:
@@ -434,15 +405,15 @@ def iter_digits(
     config: DecodeConfig = DecodeConfig(),
     report: DecodeReport | None = None,
 ) -> Iterator[ak.Array]:
-    """Stream a raw file as awkward digits, ``config.chunk_events`` events at a time.
+    """Stream a raw file as awkward digits, one chunk per buffer scan.
 
-    Rejected records go to ``report`` (or raise under the ``fail`` policy).
+    A chunk holds at most ``config.chunk_events`` events and about
+    ``config.buffer_bytes`` of raw data, so memory stays bounded whatever the
+    file size. Rejected records go to ``report`` (or raise under ``fail``).
     """
     reader = RawReader(path, buffer_bytes=config.buffer_bytes)
     report = report if report is not None else DecodeReport(path=str(path))
     report.run = reader.header.run
-    pieces: list[_FlatDigits] = []
-    n_pending = 0
     for scanned in reader.scan(max_records=config.chunk_events):
         flat, status = decode_records(scanned, tables)
         bad = status != 0
@@ -454,46 +425,10 @@ def iter_digits(
         report.reject(offsets, reasons)
         report.bytes_read = reader.bytes_read
         if flat.spill.size:
-            pieces.append(flat)
-            n_pending += flat.spill.size
-        while n_pending >= config.chunk_events:
-            merged = _concat(pieces)
-            head, tail = _split(merged, config.chunk_events)
-            report.events_decoded += config.chunk_events
-            yield _to_awkward(head, reader.header.run, tables)
-            pieces, n_pending = ([tail], tail.spill.size) if tail.spill.size else ([], 0)
+            report.events_decoded += flat.spill.size
+            yield _to_awkward(flat, reader.header.run, tables)
     report.bytes_read = reader.bytes_read
-    report.sha256 = reader.sha256
-    if n_pending:
-        report.events_decoded += n_pending
-        yield _to_awkward(_concat(pieces), reader.header.run, tables)
-
-
-def _split(flat: _FlatDigits, n: int) -> tuple[_FlatDigits, _FlatDigits]:
-    """The first ``n`` events and the rest."""
-    rows = flat.counts[:n].sum(axis=0)
-    g_rows = rows[:-1]
-    head = _FlatDigits(
-        flat.spill[:n],
-        flat.event[:n],
-        flat.trigger_time_ns[:n],
-        flat.trigger_mask[:n],
-        flat.counts[:n],
-        [f[:r] for f, r in zip(flat.sadc_fields, g_rows, strict=True)],
-        [s[:r] for s, r in zip(flat.sadc_samples, g_rows, strict=True)],
-        tuple(a[: rows[-1]] for a in flat.apv),
-    )
-    tail = _FlatDigits(
-        flat.spill[n:],
-        flat.event[n:],
-        flat.trigger_time_ns[n:],
-        flat.trigger_mask[n:],
-        flat.counts[n:],
-        [f[r:] for f, r in zip(flat.sadc_fields, g_rows, strict=True)],
-        [s[r:] for s, r in zip(flat.sadc_samples, g_rows, strict=True)],
-        tuple(a[rows[-1] :] for a in flat.apv),
-    )
-    return head, tail
+    report.checksum = reader.checksum
 
 
 def decode_file(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import awkward as ak
 import pytest
 import uproot
+import xxhash
 
 from recon.cli import main
 from recon.decode import decode_file
@@ -62,7 +62,7 @@ def test_outputs_carry_provenance(tmp_path, raw_file):
     prov = read_provenance(out)
     assert prov["stage"] == "decode"
     assert prov["inputs"] == [
-        {"file": raw.name, "sha256": hashlib.sha256(raw.read_bytes()).hexdigest()}
+        {"file": raw.name, "xxh3_128": xxhash.xxh3_128(raw.read_bytes()).hexdigest()}
     ]
     assert set(prov["conditions"]) == {"channel_map", "daq"}
     assert prov["conditions"]["channel_map"]["version"] == "v1"
@@ -118,7 +118,7 @@ def test_summary_adds_reports_up(tmp_path):
                     "events_decoded": read - bad,
                     "events_rejected": bad,
                     "bytes_read": 100,
-                    "sha256": "x",
+                    "xxh3_128": "x",
                     "rejected_by_reason": {"crc_mismatch": bad} if bad else {},
                 }
             )

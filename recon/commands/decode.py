@@ -12,7 +12,7 @@ from recon.decode import DecodeConfig, DecodeReport, DecoderTables, iter_digits
 from recon.io.rawreader import RawReader
 from recon.io.tables import write_events, write_json
 from recon.progress import Progress
-from recon.provenance import make_provenance
+from recon.provenance import CHECKSUM_ALGORITHM, make_provenance
 
 __all__ = ["register", "run_decode"]
 
@@ -77,7 +77,7 @@ def run_decode(
         return make_provenance(
             stage="decode",
             config={"chunk_events": config.chunk_events, "policy": config.policy},
-            inputs=[(raw, report.sha256)],
+            inputs=[(raw, report.checksum)],
             conditions=records,
             extra={
                 "decode": {
@@ -98,10 +98,11 @@ def summarize_reports(reports: list[dict]) -> dict:
         for reason, n in r["rejected_by_reason"].items():
             by_reason[reason] = by_reason.get(reason, 0) + n
     keys = ("events_read", "events_decoded", "events_rejected", "bytes_read")
+    per_file = (*keys, CHECKSUM_ALGORITHM)
     return {
         **{k: sum(r[k] for r in reports) for k in keys},
         "rejected_by_reason": dict(sorted(by_reason.items())),
-        "files": {Path(r["file"]).name: {k: r[k] for k in (*keys, "sha256")} for r in reports},
+        "files": {Path(r["file"]).name: {k: r[k] for k in per_file} for r in reports},
     }
 
 

@@ -14,7 +14,6 @@ size: the buffer is refilled and compacted as the scan advances.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from recon.io.rawformat import (
     FileHeader,
     Reason,
 )
+from recon.provenance import new_checksum
 
 __all__ = ["RawReader", "ScannedRecords"]
 
@@ -188,7 +188,8 @@ class RawReader:
         with open(self.path, "rb") as fh:
             head = fh.read(FILE_HEADER_SIZE)
         self.header = FileHeader.unpack(head, self.path)
-        self._sha256 = hashlib.sha256(head)
+        self._checksum = new_checksum()
+        self._checksum.update(head)
         self.buffer_bytes = max(int(buffer_bytes), 1 << 12)
         self.max_record_bytes = int(max_record_bytes)
         self.bytes_read = FILE_HEADER_SIZE
@@ -207,7 +208,7 @@ class RawReader:
             while True:
                 if base + n_bytes < self.file_size and n_bytes < buf.size:
                     got = fh.readinto(memoryview(buf)[n_bytes:])
-                    self._sha256.update(memoryview(buf)[n_bytes : n_bytes + got])
+                    self._checksum.update(memoryview(buf)[n_bytes : n_bytes + got])
                     if got == 0:  # the file shrank while being read: treat as its end
                         self.file_size = base + n_bytes
                     n_bytes += got
@@ -249,9 +250,9 @@ class RawReader:
                 n_bytes = tail
 
     @property
-    def sha256(self) -> str:
-        """Checksum of the bytes read so far (of the whole file once a scan has ended)."""
-        return self._sha256.hexdigest()
+    def checksum(self) -> str:
+        """XXH3-128 of the bytes read so far (of the whole file once a scan has ended)."""
+        return self._checksum.hexdigest()
 
     def _grown(self, buf: np.ndarray, n_bytes: int) -> np.ndarray:
         """A larger buffer holding the current bytes (one record exceeds the buffer)."""

@@ -25,6 +25,7 @@ import awkward as ak
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recon.io.sample_blocks import pack_blocks, unpack_blocks
 from recon.provenance import PROVENANCE_KEY, canonical_json
 
 __all__ = ["read_events", "read_provenance", "write_events", "write_json"]
@@ -86,7 +87,7 @@ def _write_parquet(
     n = 0
     try:
         for chunk in chunks:
-            table = ak.to_arrow_table(chunk, extensionarray=False)
+            table = pack_blocks(ak.to_arrow_table(chunk, extensionarray=False))
             if writer is None:
                 writer = pq.ParquetWriter(
                     path,
@@ -133,7 +134,7 @@ def read_events(path: str | Path, *, columns: list[str] | None = None) -> ak.Arr
 
         with uproot.open(path) as f:
             return f["events"].arrays(columns)
-    return ak.from_parquet(path, columns=columns)
+    return ak.from_arrow(unpack_blocks(pq.read_table(path, columns=columns)))
 
 
 def read_provenance(path: str | Path) -> dict[str, Any]:
