@@ -228,7 +228,7 @@ def _count_pass(
 
 @nb.njit(cache=True, nogil=True)
 def _copy_samples(buf, r, ns, out, row):
-    """Copy ``ns`` little-endian u16 samples from ``buf[r:]`` into ``out[row]``; return the largest."""
+    """Copy ``ns`` little-endian u16 samples from ``buf[r:]`` into ``out[row]``; return the max."""
     high = 0
     for k in range(ns):
         v = np.uint16(buf[r + 2 * k]) | (np.uint16(buf[r + 2 * k + 1]) << 8)
