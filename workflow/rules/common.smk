@@ -1,7 +1,10 @@
 # Shared definitions: dataset and chunk bookkeeping, paths, code hashes.
 
+import functools
 import hashlib
 from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 
 BASEDIR = Path(workflow.basedir)
 TAG = config["tag"]
@@ -33,6 +36,7 @@ def code_hash(*paths):
 CORE_CODE = ("recon/__init__.py", "recon/provenance.py", "recon/conditions", "recon/io", "recon/commands/common.py")
 
 
+@functools.cache
 def raw_files(dataset):
     """Chunk name -> raw file of a dataset (a chunk is one raw file)."""
     spec = config["datasets"][dataset]
@@ -41,6 +45,8 @@ def raw_files(dataset):
         matches = sorted(Path().glob(pattern)) if any(c in pattern for c in "*?[") else [Path(pattern)]
         for path in matches:
             files[path.name.rsplit(".", 1)[0]] = str(path)
+    if not files:
+        raise WorkflowError(f"dataset {dataset!r}: no raw file matches {spec.get('raw')}")
     return files
 
 
