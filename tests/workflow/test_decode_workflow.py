@@ -24,7 +24,7 @@ def workdir(tmp_path):
             random_batch(np.random.default_rng(i), 30),
             run=2000,
         )
-    write_config(tmp_path)
+    write_config(tmp_path, datasets={"physics": {"raw": ["data/raw/physics/*.na64raw"]}})
     return tmp_path
 
 

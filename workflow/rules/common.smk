@@ -36,10 +36,24 @@ def code_hash(*paths):
 CORE_CODE = ("recon/__init__.py", "recon/provenance.py", "recon/conditions", "recon/io", "recon/commands/common.py")
 
 
+SIM = "data/sim"
+
+
+def simulated_runs(dataset):
+    """Run numbers of a simulated dataset ([] for recorded data)."""
+    return list(config["datasets"][dataset].get("simulate", {}).get("runs", []))
+
+
+def sim_path(dataset, run, suffix):
+    return f"{SIM}/{dataset}/run{run}.{suffix}"
+
+
 @functools.cache
 def raw_files(dataset):
-    """Chunk name -> raw file of a dataset (a chunk is one raw file)."""
+    """Chunk name -> raw file of a dataset (a chunk is one raw file; a simulated run is one file)."""
     spec = config["datasets"][dataset]
+    if "simulate" in spec:
+        return {f"run{run}": sim_path(dataset, run, "na64raw") for run in simulated_runs(dataset)}
     files = {}
     for pattern in spec.get("raw", []):
         matches = sorted(Path().glob(pattern)) if any(c in pattern for c in "*?[") else [Path(pattern)]
@@ -48,6 +62,19 @@ def raw_files(dataset):
     if not files:
         raise WorkflowError(f"dataset {dataset!r}: no raw file matches {spec.get('raw')}")
     return files
+
+
+def check_unique_runs():
+    """Simulated run numbers name the files and seed the event streams: no two datasets share one."""
+    seen = {}
+    for dataset in config["datasets"]:
+        for run in simulated_runs(dataset):
+            if run in seen:
+                raise WorkflowError(f"run {run} is simulated in both {seen[run]!r} and {dataset!r}")
+            seen[run] = dataset
+
+
+check_unique_runs()
 
 
 def chunks(dataset):
