@@ -36,6 +36,7 @@ class Process(IntEnum):
     HADRON_CHARGE_EX = 7  # pi/K charge exchange in the ECAL: EM-like deposit
     MUON_PASSING = 8  # beam muon crossing everything
     NO_PARTICLE = 9  # random trigger / pedestal event
+    HADRON_SHOWER = 10  # pi/K interacting in the ECAL, shower shared between ECAL and HCAL
 
 
 @dataclass

@@ -79,6 +79,14 @@ def _write_crcs(out, rec_off, rec_size, tables):
         _put(out, end, _crc32_kernel(out, rec_off[i], end, tables), 4)
 
 
+def _as_u16(values, what: str) -> np.ndarray:
+    """``values`` as a contiguous uint16 array (no copy if it is one); out of range is an error."""
+    values = np.asarray(values)
+    if values.dtype != np.uint16 and values.size and (values.min() < 0 or values.max() > 0xFFFF):
+        raise ValueError(f"{what} do not fit in 16 bits")
+    return np.ascontiguousarray(values, dtype=np.uint16)
+
+
 def encode_events(batch: EventBatch) -> np.ndarray:
     """The event records of ``batch`` as one uint8 array, ready to append to a file."""
     n = len(batch)
@@ -110,7 +118,7 @@ def encode_events(batch: EventBatch) -> np.ndarray:
     for block, count in zip(batch.blocks, counts, strict=True):
         hit_start = np.zeros(n, dtype=np.int64)
         np.cumsum(count[:-1], out=hit_start[1:])
-        samples = np.ascontiguousarray(block.samples, dtype=np.int64)
+        samples = _as_u16(block.samples, f"samples of source {block.source}")
         _write_block(
             out,
             block_off,
@@ -118,7 +126,7 @@ def encode_events(batch: EventBatch) -> np.ndarray:
             int(block.type),
             hit_start,
             count,
-            np.asarray(block.channel, dtype=np.int64),
+            _as_u16(block.channel, f"channels of source {block.source}"),
             samples,
         )
         block_off = block_off + BLOCK_HEADER_SIZE + 4 + count * (2 + 2 * samples.shape[1])
