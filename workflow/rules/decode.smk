@@ -37,5 +37,7 @@ rule decode_summary:
     log:
         f"{LOGS}/decode_summary/{{dataset}}.log",
     localrule: True
+    conda:
+        "../../envs/recon.yaml"
     shell:
         "na64 summarize-decode {input} -o {output} > {log} 2>&1"
