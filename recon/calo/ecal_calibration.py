@@ -1,0 +1,281 @@
+"""ECAL cell calibration from the cell-scan run: GeV per ADC amplitude per cell and section.
+
+In the cell-scan calibration run a beam of known energy ``E_beam`` (100 GeV
+electrons) is steered onto the centre of each cell in turn. The derivation:
+
+1. assigns every event to the cell with the largest main-section amplitude
+   (the centred cell holds about 80 % of the shower, its neighbours a few %,
+   so a 10 % gain spread cannot confuse them) and keeps events whose target
+   cell pulse is in time, unsaturated and without pile-up;
+2. per cell ``c``: ``P_c``, the peak of the main-section amplitude of the cell
+   in its own events (Gaussian fit around the mode, :func:`fit_peak`) and
+   ``Q_c``, the median preshower amplitude of the cell in its own events;
+   after a first pass of step 3, ``P_c`` is replaced by the peak of the cell's
+   tower ``A_c + (g_pre_c / g_main_c) B_c`` in main-section counts, which does
+   not fluctuate with the event-by-event split between the two sections;
+3. the containment correction: the energy of a centred shower is shared as
+   ``E_beam * C_c = alpha * sum_j A_j / P_j + beta * sum_j B_j / Q_j`` where
+   ``A``, ``B`` are the main and preshower amplitudes of all cells and ``C_c`` the
+   fraction of a shower centred on ``c`` contained in the matrix (lateral
+   leakage, from the documented radial profile of :class:`ShowerModel`).
+   ``alpha`` and ``beta`` are fitted to all events by linear least squares
+   with ``outlier_sigma`` clipping. ``alpha / E_beam`` is then the (peak)
+   fraction of a centred shower in its own cell (tower, both sections) and
+   ``beta / E_beam`` the (median) fraction in the preshower of that cell: the
+   containment fractions,
+   obtained from the data themselves (the model only enters through the small
+   leakage ``1 - C_c``; the model's own central-cell fraction is reported as a
+   cross-check);
+4. gains: ``g_main_c = alpha / P_c``, ``g_pre_c = beta / Q_c`` GeV per ADC count;
+   time offsets ``t0_ns``: the median pulse time of each cell in its own events;
+5. the expected electron shower shape for the shape chi2 of the reconstruction:
+   mean and standard deviation of the main-section energy fractions of the 3x3
+   cells around the hit cell (cells with a full 3x3 neighbourhood) and of the
+   preshower fraction of the total, at ``E_beam``.
+
+Condition ``ecal_calibration`` (JSON) ``data``: ``axes [section, ix, iy]``,
+``gain_GeV_per_adc``, ``t0_ns``, ``shape`` {``profile_mean``, ``profile_sigma``
+(3x3, [dx, dy]), ``preshower_fraction_mean``, ``preshower_fraction_sigma``,
+``reference_energy_GeV``}, ``containment`` {``alpha_GeV``, ``beta_GeV``,
+``central_fraction``, ``preshower_central_fraction``, ``model_central_fraction``}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recon.calo.condition_files import array_from_json
+from recon.calo.peak_fit import PeakFit, fit_peak
+from recon.calo.shower_model import ShowerModel
+from recon.calo.waveform import WaveformFlag
+from recon.conditions import ConditionRecord, ConditionsDB
+from recon.conditions.geometry import CalorimeterGeometry
+
+__all__ = [
+    "EcalCalibration",
+    "EcalCalibrationConfig",
+    "EcalCalibrationFit",
+    "derive_ecal_calibration",
+    "load_ecal_calibration",
+    "plot_ecal_calibration",
+]
+
+KIND = "ecal_calibration"
+_BAD = WaveformFlag.SATURATED | WaveformFlag.PILEUP | WaveformFlag.NO_SIGNAL
+
+
+@dataclass(frozen=True)
+class EcalCalibrationConfig:
+    """Cell-scan derivation settings (GeV, ns)."""
+
+    beam_energy_GeV: float = 100.0
+    min_events_per_cell: int = 50
+    time_window_ns: float = 50.0
+    outlier_sigma: float = 3.0
+    n_clip_iterations: int = 3
+
+
+@dataclass(frozen=True)
+class EcalCalibration:
+    """The ``ecal_calibration`` condition (arrays shaped [section, ix, iy])."""
+
+    gain_GeV_per_adc: np.ndarray
+    t0_ns: np.ndarray
+    profile_mean: np.ndarray
+    profile_sigma: np.ndarray
+    preshower_fraction_mean: float
+    preshower_fraction_sigma: float
+    reference_energy_GeV: float
+    containment: dict[str, float] = field(default_factory=dict)
+    record: ConditionRecord | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "axes": ["section", "ix", "iy"],
+            "gain_GeV_per_adc": np.round(self.gain_GeV_per_adc, 9),
+            "t0_ns": np.round(self.t0_ns, 4),
+            "shape": {
+                "axes": ["dx", "dy"],
+                "profile_mean": np.round(self.profile_mean, 6),
+                "profile_sigma": np.round(self.profile_sigma, 6),
+                "preshower_fraction_mean": self.preshower_fraction_mean,
+                "preshower_fraction_sigma": self.preshower_fraction_sigma,
+                "reference_energy_GeV": self.reference_energy_GeV,
+            },
+            "containment": self.containment,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any],
+                  record: ConditionRecord | None = None) -> EcalCalibration:
+        shape = data["shape"]
+        return cls(
+            gain_GeV_per_adc=array_from_json(data["gain_GeV_per_adc"]),
+            t0_ns=array_from_json(data["t0_ns"]),
+            profile_mean=array_from_json(shape["profile_mean"]),
+            profile_sigma=array_from_json(shape["profile_sigma"]),
+            preshower_fraction_mean=float(shape["preshower_fraction_mean"]),
+            preshower_fraction_sigma=float(shape["preshower_fraction_sigma"]),
+            reference_energy_GeV=float(shape["reference_energy_GeV"]),
+            containment={k: float(v) for k, v in data.get("containment", {}).items()},
+            record=record,
+        )
+
+
+@dataclass
+class EcalCalibrationFit:
+    """A derivation's result with what its plot and summary need."""
+
+    calibration: EcalCalibration
+    peaks: list[PeakFit]
+    cell_amplitudes: list[np.ndarray]
+    energy_sum_GeV: np.ndarray
+    summary: dict[str, Any]
+
+
+def _cell_peaks(main, pre, t_main, t_pre, target, good, n_cells, config):
+    peaks, values = [], []
+    p_main = np.full(n_cells, np.nan)
+    q_pre = np.full(n_cells, np.nan)
+    t0 = np.full((2, n_cells), np.nan)
+    for c in range(n_cells):  # 36 cells, once per derivation
+        mine = good & (target == c)
+        values.append(main[mine, c])
+        peak = fit_peak(main[mine, c], min_entries=config.min_events_per_cell)
+        peaks.append(peak)
+        if peak.ok:
+            p_main[c] = peak.mu
+            q_pre[c] = np.median(pre[mine, c])
+            t0[1, c] = np.median(t_main[mine, c])
+            t0[0, c] = np.nanmedian(t_pre[mine, c]) if np.isfinite(t_pre[mine, c]).any() else 0.0
+    return p_main, q_pre, t0, peaks, values
+
+
+def _scale_fit(x, y, target_GeV, config):
+    """alpha, beta of ``alpha x + beta y = target`` with iterative outlier clipping."""
+    keep = np.isfinite(x) & np.isfinite(y)
+    coefficients = np.array([np.nan, np.nan])
+    for _ in range(config.n_clip_iterations):
+        design = np.column_stack([x[keep], y[keep]])
+        coefficients = np.linalg.lstsq(design, target_GeV[keep], rcond=None)[0]
+        residual = coefficients[0] * x + coefficients[1] * y - target_GeV
+        keep &= np.abs(residual) < config.outlier_sigma * np.std(residual[keep])
+    return float(coefficients[0]), float(coefficients[1]), keep
+
+
+def _shape_statistics(e_main, e_pre, target, good, n_x, n_y):
+    """Mean and sigma of the 3x3 main fractions around interior targets and of f_pre."""
+    ix, iy = np.divmod(target, n_y)
+    interior = good & (ix >= 1) & (ix <= n_x - 2) & (iy >= 1) & (iy <= n_y - 2)
+    rows = np.flatnonzero(interior)
+    grid = e_main.reshape(-1, n_x, n_y)
+    d = np.arange(-1, 2)
+    block = grid[rows[:, None, None], ix[rows, None, None] + d[None, :, None],
+                 iy[rows, None, None] + d[None, None, :]]
+    fractions = block / block.sum(axis=(1, 2), keepdims=True)
+    f_pre = e_pre[rows].sum(axis=1) / (e_pre[rows].sum(axis=1) + e_main[rows].sum(axis=1))
+    return (fractions.mean(axis=0), fractions.std(axis=0), float(f_pre.mean()),
+            float(f_pre.std()))
+
+
+def derive_ecal_calibration(amplitude_adc: np.ndarray, t_ns: np.ndarray, flags: np.ndarray,
+                            ecal: CalorimeterGeometry, model: ShowerModel,
+                            config: EcalCalibrationConfig = EcalCalibrationConfig(),
+                            ) -> EcalCalibrationFit:
+    """Gains, time offsets and the expected shower shape from a cell scan (pure core).
+
+    Inputs are dense per event, shaped (n_events, 2, n_x, n_y) [section 0
+    preshower, 1 main]: waveform amplitudes (ADC), times (ns) and flags.
+    """
+    n_x, n_y = ecal.n_x, ecal.n_y
+    n_cells = n_x * n_y
+    n_events = amplitude_adc.shape[0]
+    pre, main = (amplitude_adc[:, s].reshape(n_events, n_cells).astype(np.float64) for s in (0, 1))
+    t_pre, t_main = (t_ns[:, s].reshape(n_events, n_cells) for s in (0, 1))
+    target = np.argmax(main, axis=1)
+    rows = np.arange(n_events)
+    target_flags = flags[:, 1].reshape(n_events, n_cells)[rows, target]
+    good = ((target_flags & _BAD) == 0) & (np.abs(t_main[rows, target]) < config.time_window_ns)
+    p_main, q_pre, t0, peaks, values = _cell_peaks(main, pre, t_main, t_pre, target, good,
+                                                   n_cells, config)
+    missing = np.flatnonzero(~np.isfinite(p_main))
+    if missing.size:
+        raise ValueError(f"cells {missing.tolist()} have fewer than "
+                         f"{config.min_events_per_cell} good events in the cell scan")
+    containment = model.matrix_containment(ecal).reshape(-1)
+    target_GeV = config.beam_energy_GeV * containment[target]
+    alpha, beta, used = _scale_fit((main / p_main).sum(axis=1), (pre / q_pre).sum(axis=1),
+                                   target_GeV, config)
+    # second pass: the peak of the cell's tower (main + preshower in main-section counts,
+    # with the first-pass gain ratio), free of the event-by-event longitudinal split
+    tower = main + pre * (beta / q_pre) / (alpha / p_main)
+    p_main = np.array([fit_peak(tower[good & (target == c), c],
+                                min_entries=config.min_events_per_cell).mu
+                       for c in range(n_cells)])
+    alpha, beta, used = _scale_fit((main / p_main).sum(axis=1), (pre / q_pre).sum(axis=1),
+                                   target_GeV, config)
+    gain = np.stack([beta / q_pre, alpha / p_main]).reshape(2, n_x, n_y)
+    e_main, e_pre = main * gain[1].reshape(-1), pre * gain[0].reshape(-1)
+    energy_sum = e_main.sum(axis=1) + e_pre.sum(axis=1)
+    mean, sigma, f_pre, f_pre_sigma = _shape_statistics(e_main, e_pre, target, good & used,
+                                                        n_x, n_y)
+    fractions = {
+        "alpha_GeV": alpha,
+        "beta_GeV": beta,
+        "central_fraction": alpha / config.beam_energy_GeV,
+        "preshower_central_fraction": beta / config.beam_energy_GeV,
+        "model_central_fraction": model.central_cell_fraction(ecal),
+    }
+    calibration = EcalCalibration(gain, t0.reshape(2, n_x, n_y), mean, sigma, f_pre, f_pre_sigma,
+                                  config.beam_energy_GeV, fractions)
+    ratio = energy_sum[good & used] / target_GeV[good & used]
+    summary = {
+        "n_events": int(n_events),
+        "n_events_used": int((good & used).sum()),
+        "events_per_cell_min": int(min(p.n for p in peaks)),
+        "containment": fractions,
+        "gain_GeV_per_adc_main": {"mean": float(gain[1].mean()),
+                                  "rms_over_mean": float(gain[1].std() / gain[1].mean())},
+        "gain_GeV_per_adc_preshower": {"mean": float(gain[0].mean()),
+                                       "rms_over_mean": float(gain[0].std() / gain[0].mean())},
+        "energy_sum_over_expected": {"mean": float(ratio.mean()), "rms": float(ratio.std())},
+        "peak_relative_error_max": float(max(p.mu_error / p.mu for p in peaks)),
+        "shower_model": model.version,
+    }
+    return EcalCalibrationFit(calibration, peaks, values, energy_sum[good & used], summary)
+
+
+def load_ecal_calibration(db: ConditionsDB, setup: str, run: int) -> EcalCalibration:
+    data, record = db.data(KIND, setup, run)
+    return EcalCalibration.from_data(data, record)
+
+
+def plot_ecal_calibration(fit: EcalCalibrationFit, n_x: int, n_y: int, path: str | Path) -> Path:
+    """Main-section amplitude of every cell in its own events with the peak fit (grid of cells)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(n_y, n_x, figsize=(2.2 * n_x, 1.8 * n_y), squeeze=False)
+    for c, (peak, values) in enumerate(zip(fit.peaks, fit.cell_amplitudes, strict=True)):
+        ix, iy = divmod(c, n_y)
+        ax = axes[n_y - 1 - iy, ix]
+        ax.hist(values, bins=40, range=(peak.mu - 5 * peak.sigma, peak.mu + 4 * peak.sigma),
+                histtype="step")
+        x = np.linspace(*peak.window, 50)
+        width = 9 * peak.sigma / 40
+        norm = peak.n * width / (np.sqrt(2 * np.pi) * peak.sigma) * np.mean(
+            np.abs(values - peak.mu) < 3 * peak.sigma)
+        ax.plot(x, norm * np.exp(-0.5 * ((x - peak.mu) / peak.sigma) ** 2), "r-")
+        ax.set_title(f"({ix},{iy}) {peak.mu:.0f}", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.suptitle("ECAL cell scan: main-section amplitude [ADC] of the targeted cell")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,313 @@
+"""Pulse templates per detector group from calibration data: derivation and loader.
+
+The template ``T(tau)`` of a detector group (``ecal``, ``hcal``, ``counters``)
+is the average normalised SADC pulse as a function of the time from its peak,
+on a fine uniform grid (default 0.5 ns, which must divide the 12.5 ns sample
+period). Because the trigger is asynchronous to the 80 MHz sampling clock,
+pulses are sampled at all phases and their samples, placed at their own time
+from the pulse peak, fill the fine grid (the "phase folding" technique used
+for sampling-ADC calorimeters).
+
+Derivation, per group, on clean pulses (maximum above ``min_amplitude_sigma``
+pedestal-noise sigmas, no saturated sample):
+
+1. pedestal-subtract with the ``sadc_pedestals`` references;
+2. time each pulse by its centroid (over ``centroid_before`` to
+   ``centroid_after`` samples around the maximum, to limit the noise) made
+   uniform in sampling phase (:func:`_uniform_phase_time`, with the phase
+   distribution of the pulses above ``reliable_sigma`` noise sigmas, or of
+   all if fewer than ``min_pulses``; near the selection threshold the cut on
+   the maximum sample favours some phases): the
+   phase-dependent bias of any simple time estimator would otherwise smear the
+   template;
+3. alternate, ``n_iterations`` times, (a) the least-squares template on the
+   grid given amplitudes and times (each sample split linearly between its two
+   nearest grid nodes), moved so that its maximum (a parabola through
+   ``2 peak_fit_points + 1`` nodes) sits at ``tau = 0``, and (b) the
+   least-squares amplitudes given the template, from which a factor periodic
+   in the sampling phase (``phase_harmonics`` Fourier terms of log A) is
+   removed. Phase folding leaves exactly such a factor undetermined between
+   template and amplitudes; physics amplitudes do not depend on the phase.
+   The first amplitudes are the pulse areas;
+4. empty grid nodes are filled by linear interpolation; the template is scaled
+   to 1 at its peak.
+
+The result is best from pulses of a narrow amplitude spectrum (e.g. the
+central cell of the ECAL cell scan, muons in the HCAL), where step 3(b) is
+precise; with a broad spectrum the residual phase modulation of the template
+is larger (see ``docs/calorimetry.md``).
+
+Condition ``pulse_template`` (JSON), ``data``: ``t_first_ns``, ``step_ns``,
+``templates: {group: [values]}``, ``n_pulses: {group: n}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numba as nb
+import numpy as np
+
+from recon.calo.sadc_channels import GROUPS, SadcLayout, sadc_hits
+from recon.calo.sadc_pedestals import SadcPedestals
+from recon.calo.waveform import PulseShapes, SadcTiming
+from recon.conditions import ConditionRecord, ConditionsDB
+
+__all__ = [
+    "PulseTemplates",
+    "TemplateConfig",
+    "derive_group_template",
+    "derive_pulse_templates",
+    "load_pulse_templates",
+    "plot_pulse_templates",
+    "template_summary",
+]
+
+KIND = "pulse_template"
+
+
+@dataclass(frozen=True)
+class TemplateConfig:
+    """Template derivation settings (ns, noise sigmas)."""
+
+    t_first_ns: float = -150.0
+    t_last_ns: float = 250.0
+    step_ns: float = 0.5
+    min_amplitude_sigma: float = 30.0
+    peak_fit_points: int = 2
+    centroid_before: int = 3
+    centroid_after: int = 8
+    reliable_sigma: float = 150.0
+    n_iterations: int = 6
+    phase_harmonics: int = 2
+    max_pulses: int = 50_000
+    min_pulses: int = 200
+
+
+@dataclass(frozen=True)
+class PulseTemplates:
+    """The ``pulse_template`` condition: named templates on one grid."""
+
+    names: tuple[str, ...]
+    shapes: PulseShapes
+    n_pulses: dict[str, int]
+    record: ConditionRecord | None = None
+
+    def index(self, group: str) -> int:
+        if group not in self.names:
+            raise KeyError(f"no pulse template for '{group}' (have {', '.join(self.names)})")
+        return self.names.index(group)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "t_first_ns": self.shapes.t_first_ns,
+            "step_ns": self.shapes.step_ns,
+            "templates": {n: np.round(self.shapes.values[i], 6) for i, n in enumerate(self.names)},
+            "n_pulses": dict(self.n_pulses),
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any],
+                  record: ConditionRecord | None = None) -> PulseTemplates:
+        names = tuple(data["templates"])
+        values = np.array([data["templates"][n] for n in names], dtype=np.float64)
+        shapes = PulseShapes(values=values, t_first_ns=float(data["t_first_ns"]),
+                             step_ns=float(data["step_ns"]))
+        return cls(names, shapes, {k: int(v) for k, v in data.get("n_pulses", {}).items()}, record)
+
+
+@nb.njit(cache=True, nogil=True)
+def _profile_kernel(s, scale, tau, t_first, step, sums, weights):
+    """Least-squares template nodes: sums += scale * s, weights += scale^2, each point split
+    linearly (cloud-in-cell) between its two neighbouring grid nodes."""
+    for i in range(s.shape[0]):
+        a = scale[i]
+        for k in range(s.shape[1]):
+            x = (tau[i, k] - t_first) / step
+            b = int(np.floor(x))
+            if 0 <= b < sums.size - 1:
+                f = x - b
+                sums[b] += (1.0 - f) * a * s[i, k]
+                weights[b] += (1.0 - f) * a * a
+                sums[b + 1] += f * a * s[i, k]
+                weights[b + 1] += f * a * a
+
+
+def _profile(s: np.ndarray, scale: np.ndarray, tau: np.ndarray, config: TemplateConfig,
+             n_points: int) -> tuple[np.ndarray, float]:
+    """Least-squares template ``T`` of ``s_ik = scale_i T(tau_ik)`` on the grid.
+
+    Gaps are interpolated; the result is moved to peak at 0 and scaled to 1.
+    Returns it and the ``tau`` of its peak before the move.
+    """
+    sums = np.zeros(n_points)
+    counts = np.zeros(n_points)
+    _profile_kernel(np.ascontiguousarray(s), np.ascontiguousarray(scale, dtype=np.float64),
+                    np.ascontiguousarray(tau), config.t_first_ns, config.step_ns, sums, counts)
+    grid = config.t_first_ns + config.step_ns * np.arange(n_points)
+    filled = counts > 0
+    values = np.interp(grid, grid[filled], sums[filled] / counts[filled])
+    edge = config.peak_fit_points
+    j = int(np.clip(np.argmax(values), edge, n_points - 1 - edge))
+    near = slice(j - config.peak_fit_points, j + config.peak_fit_points + 1)
+    c2, c1, _ = np.polyfit(grid[near], values[near], 2)
+    t_peak = -c1 / (2.0 * c2) if c2 < 0 else grid[j]
+    centred = np.interp(grid + t_peak, grid, values, left=0.0, right=values[-1])
+    return centred / centred.max(), float(t_peak)
+
+
+def _uniform_phase_time(t_ns: np.ndarray, period: float, reliable: np.ndarray) -> np.ndarray:
+    """Monotonic re-mapping of a time estimate so that its phase in the sampling period is uniform.
+
+    The trigger is asynchronous to the sampling clock, so the true pulse phases
+    are uniform. Any estimator monotonic in the true time (here the centroid,
+    whose phase-dependent bias would smear the template) becomes, through the
+    empirical distribution function ``F`` of its phase, the true time up to a
+    constant: ``t = period * (floor(t / period) + F(phase))``. ``F`` is taken
+    from the ``reliable`` (high signal-to-noise) pulses only.
+    """
+    cycles = np.floor(t_ns / period)
+    phase = t_ns / period - cycles
+    reference = np.sort(phase[reliable])
+    rank = (np.searchsorted(reference, phase) + 0.5) / (reference.size + 1.0)
+    return period * (cycles + rank)
+
+
+def _centroid_ns(s: np.ndarray, k_max: np.ndarray, period: float, before: int,
+                 after: int) -> np.ndarray:
+    """Centroid (ns from sample 0) of the samples ``k_max - before .. k_max + after``."""
+    k = np.arange(s.shape[1])
+    window = (k[None, :] >= (k_max - before)[:, None]) & (k[None, :] <= (k_max + after)[:, None])
+    weights = np.where(window, s, 0.0)
+    return period * (weights * k).sum(axis=1) / weights.sum(axis=1)
+
+
+def _phase_modulation(amplitude: np.ndarray, t_ns: np.ndarray, period: float, harmonics: int,
+                      reliable: np.ndarray) -> np.ndarray:
+    """Phase-periodic factor of the amplitudes: exp of a Fourier series fitted to log(A).
+
+    Phase folding determines the template only up to a factor periodic in the
+    sampling phase (it can move between the template and the amplitudes
+    without changing the fit). Physics amplitudes do not depend on the phase of
+    the sampling clock, so that factor is removed from the amplitudes. It is
+    fitted on the ``reliable`` pulses, far above the selection threshold (near
+    it, the selection on the maximum sample favours some phases).
+    """
+    phase = 2.0 * np.pi * np.mod(t_ns / period, 1.0)
+    columns = [np.ones_like(phase)]
+    for h in range(1, harmonics + 1):
+        columns += [np.cos(h * phase), np.sin(h * phase)]
+    design = np.column_stack(columns)
+    log_amplitude = np.log(np.maximum(amplitude[reliable], 1e-9))
+    coefficients = np.linalg.lstsq(design[reliable], log_amplitude, rcond=None)[0]
+    return np.exp(design[:, 1:] @ coefficients[1:])
+
+
+def derive_group_template(samples: np.ndarray, pedestal_adc: np.ndarray, noise_adc: np.ndarray,
+                          timing: SadcTiming,
+                          config: TemplateConfig = TemplateConfig()) -> tuple[np.ndarray, int]:
+    """Template values on the config grid and the number of pulses used (pure core).
+
+    ``samples`` (n, n_samples) raw counts of one group; ``pedestal_adc`` (n, 2)
+    and ``noise_adc`` (n,) the per-channel references of those rows.
+    """
+    period = timing.sample_period_ns
+    parity = np.arange(timing.n_samples) % 2
+    s = samples.astype(np.float64) - pedestal_adc[:, parity]
+    k_max = np.argmax(s, axis=1)
+    a_max = s[np.arange(s.shape[0]), k_max]
+    clean = (a_max > config.min_amplitude_sigma * noise_adc) & (k_max > 1)
+    clean &= (k_max < timing.n_samples - 2) & (samples.max(axis=1) < timing.adc_max)
+    rows = np.flatnonzero(clean)[: config.max_pulses]
+    if rows.size < config.min_pulses:
+        raise ValueError(f"only {rows.size} clean pulses (need {config.min_pulses})")
+    s = s[rows]
+    area = s.sum(axis=1)
+    sample_t = np.arange(timing.n_samples) * period
+    t_centroid = _centroid_ns(s, k_max[rows], period, config.centroid_before,
+                              config.centroid_after)
+    reliable = a_max[rows] > config.reliable_sigma * noise_adc[rows]
+    if reliable.sum() < config.min_pulses:
+        reliable[:] = True
+    t_peak = _uniform_phase_time(t_centroid, period, reliable)
+    n_points = round((config.t_last_ns - config.t_first_ns) / config.step_ns) + 1
+    grid = config.t_first_ns + config.step_ns * np.arange(n_points)
+    amplitude = area
+    for _ in range(config.n_iterations):
+        values, offset = _profile(s, amplitude, sample_t[None, :] - t_peak[:, None], config,
+                                  n_points)
+        t_peak += offset
+        shape = np.interp(sample_t[None, :] - t_peak[:, None], grid, values, left=0.0, right=0.0)
+        amplitude = (s * shape).sum(axis=1) / (shape * shape).sum(axis=1)
+        amplitude /= _phase_modulation(amplitude, t_peak, period, config.phase_harmonics,
+                                       reliable)
+    values, _ = _profile(s, amplitude, sample_t[None, :] - t_peak[:, None], config, n_points)
+    return values, int(rows.size)
+
+
+def derive_pulse_templates(digits: ak.Array, layout: SadcLayout, pedestals: SadcPedestals,
+                           timing: SadcTiming, groups: tuple[str, ...] = GROUPS,
+                           config: TemplateConfig = TemplateConfig()) -> PulseTemplates:
+    """Templates of ``groups`` from calibration-run digits (e.g. the ECAL cell scan)."""
+    rows, counts = [], {}
+    for group in groups:  # a handful of detector groups
+        hits = sadc_hits(digits, group, layout)
+        reference = pedestals.groups[group]
+        values, n = derive_group_template(
+            hits.samples, reference.pedestal_adc[hits.channel_index],
+            reference.channel_noise_adc[hits.channel_index], timing, config)
+        rows.append(values)
+        counts[group] = n
+    shapes = PulseShapes(values=np.array(rows), t_first_ns=config.t_first_ns,
+                         step_ns=config.step_ns)
+    return PulseTemplates(tuple(groups), shapes, counts)
+
+
+def load_pulse_templates(db: ConditionsDB, setup: str, run: int) -> PulseTemplates:
+    data, record = db.data(KIND, setup, run)
+    return PulseTemplates.from_data(data, record)
+
+
+def _width_at(grid: np.ndarray, values: np.ndarray, level: float) -> tuple[float, float]:
+    above = np.flatnonzero(values >= level)
+    return float(grid[above[0]]), float(grid[above[-1]])
+
+
+def template_summary(templates: PulseTemplates) -> dict[str, Any]:
+    """Rise time (10-90 %), FWHM and pulse counts per template (ns)."""
+    grid = templates.shapes.t_first_ns + templates.shapes.step_ns * np.arange(
+        templates.shapes.values.shape[1])
+    summary = {}
+    for i, name in enumerate(templates.names):
+        values = templates.shapes.values[i]
+        t10, _ = _width_at(grid, values, 0.1)
+        t90, _ = _width_at(grid, values, 0.9)
+        half_lo, half_hi = _width_at(grid, values, 0.5)
+        summary[name] = {"n_pulses": templates.n_pulses.get(name, 0), "rise_10_90_ns": t90 - t10,
+                         "fwhm_ns": half_hi - half_lo}
+    return summary
+
+
+def plot_pulse_templates(templates: PulseTemplates, path: str | Path) -> Path:
+    """The templates of every group against the time from the peak."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = templates.shapes.t_first_ns + templates.shapes.step_ns * np.arange(
+        templates.shapes.values.shape[1])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, name in enumerate(templates.names):
+        label = f"{name} ({templates.n_pulses.get(name, 0)} pulses)"
+        ax.plot(grid, templates.shapes.values[i], label=label)
+    ax.set_xlabel("time from peak [ns]")
+    ax.set_ylabel("normalised amplitude")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
