@@ -20,7 +20,7 @@ from recon.progress import configure_logging
 
 __all__ = ["main"]
 
-STAGE_COMMANDS = ("recon.commands.decode",)
+STAGE_COMMANDS = ("recon.commands.decode", "recon.commands.derive", "recon.commands.calo")
 
 
 def build_parser() -> argparse.ArgumentParser:

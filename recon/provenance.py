@@ -74,7 +74,7 @@ def make_provenance(
     stage: str,
     config: Mapping[str, Any],
     inputs: Iterable[tuple[str | Path, str]] = (),
-    conditions: Iterable[ConditionRecord] = (),
+    conditions: Iterable[ConditionRecord] | Mapping[str, Mapping[str, str]] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The provenance record of one output.
@@ -88,7 +88,11 @@ def make_provenance(
         "code_hash": code_hash(),
         "config_hash": config_hash(config),
         "config": dict(config),
-        "conditions": {c.kind: c.provenance() for c in conditions},
+        "conditions": (
+            {k: dict(v) for k, v in conditions.items()}
+            if isinstance(conditions, Mapping)
+            else {c.kind: c.provenance() for c in conditions}
+        ),
         "inputs": [{"file": Path(p).name, CHECKSUM_ALGORITHM: digest} for p, digest in inputs],
         **(dict(extra) if extra else {}),
     }

@@ -80,9 +80,11 @@ def run_decode(
             inputs=[(raw, report.checksum)],
             conditions=records,
             extra={
+                "setup": header.setup,
+                "run": header.run,
                 "decode": {
                     k: v for k, v in report.to_dict().items() if k not in ("rejected", "file")
-                }
+                },
             },
         )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from recon.io.sample_blocks import pack_blocks, unpack_blocks
 from recon.provenance import PROVENANCE_KEY, canonical_json
 
-__all__ = ["read_events", "read_provenance", "write_events", "write_json"]
+__all__ = ["iter_events", "read_events", "read_provenance", "write_events", "write_json"]
 
 Format = Literal["parquet", "root"]
 Provenance = dict[str, Any] | Callable[[], dict[str, Any]]
@@ -135,6 +135,20 @@ def read_events(path: str | Path, *, columns: list[str] | None = None) -> ak.Arr
         with uproot.open(path) as f:
             return f["events"].arrays(columns)
     return ak.from_arrow(unpack_blocks(pq.read_table(path, columns=columns)))
+
+
+def iter_events(path: str | Path, *, chunk_events: int = 10_000,
+                columns: list[str] | None = None) -> Iterator[ak.Array]:
+    """Stream an intermediate file in chunks of at most ``chunk_events`` events."""
+    if format_of(path) == "root":
+        import uproot
+
+        with uproot.open(path) as f:
+            yield from f["events"].iterate(columns, step_size=chunk_events)
+        return
+    parquet = pq.ParquetFile(path)
+    for batch in parquet.iter_batches(batch_size=chunk_events, columns=columns):
+        yield ak.from_arrow(unpack_blocks(pa.Table.from_batches([batch])))
 
 
 def read_provenance(path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,83 @@
+"""``na64 derive KIND DIGITS...``: calibration conditions from pedestal and calibration runs.
+
+Each kind writes ``<root>/<setup>/<kind>/<version>.json`` (a condition file with
+the given run range), a plot of its fits and a JSON summary under ``--plots``.
+Order of dependence: sadc-pedestals -> pulse-templates -> ecal-calibration,
+hcal-calibration, counter-calibration (each later kind reads the earlier ones
+through the conditions, so pass the same ``--root`` as a conditions root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import awkward as ak
+
+from recon.calo import derivations
+from recon.calo.condition_files import ConditionHeader
+from recon.commands.common import add_conditions_options, conditions_from_args
+from recon.commands.stage import input_identity
+from recon.io.tables import read_events
+
+__all__ = ["register"]
+
+log = logging.getLogger("na64.derive")
+
+KINDS = {
+    "sadc-pedestals": derivations.run_sadc_pedestals,
+    "pulse-templates": derivations.run_pulse_templates,
+    "ecal-calibration": derivations.run_ecal_calibration,
+    "hcal-calibration": derivations.run_hcal_calibration,
+    "counter-calibration": derivations.run_counter_calibration,
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "derive",
+        help="derive calibration conditions from calibration runs",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("kind", choices=sorted(KINDS))
+    p.add_argument("digits", type=Path, nargs="+", help="digits files of the calibration data")
+    p.add_argument(
+        "--muons", type=Path, nargs="+", help="digits of a muon run (counter-calibration)"
+    )
+    p.add_argument("--version", required=True, help="version of the condition written")
+    p.add_argument("--valid-runs", type=int, nargs=2, required=True, metavar=("FIRST", "LAST"))
+    p.add_argument("--root", type=Path, required=True, help="conditions root to write into")
+    p.add_argument("--plots", type=Path, required=True, help="directory for the plot and summary")
+    p.add_argument("--setup", help="detector setup (default: from the digits' provenance)")
+    add_conditions_options(p)
+    p.set_defaults(func=_main)
+
+
+def _read(paths: list[Path]) -> ak.Array:
+    return (
+        ak.concatenate([read_events(p) for p in paths]) if len(paths) > 1 else read_events(paths[0])
+    )
+
+
+def _main(args: argparse.Namespace) -> int:
+    setup, run = input_identity(args.digits[0], args.setup)
+    args.root.mkdir(parents=True, exist_ok=True)
+    if args.root not in (args.conditions or []):
+        args.conditions = [*(args.conditions or []), args.root]
+    db = conditions_from_args(args)
+    sources = ", ".join(p.name for p in args.digits)
+    header = ConditionHeader(
+        setup=setup, version=args.version, valid_runs=tuple(args.valid_runs),
+        description=f"derived by `na64 derive {args.kind}` from {sources}",
+    )  # fmt: skip
+    digits = _read(args.digits)
+    log.info("deriving %s %s from %d events of run %d", args.kind, args.version, len(digits), run)
+    if args.kind == "counter-calibration":
+        if not args.muons:
+            raise SystemExit("counter-calibration needs --muons DIGITS")
+        paths = KINDS[args.kind](digits, _read(args.muons), db, run, header, args.root, args.plots)
+    else:
+        paths = KINDS[args.kind](digits, db, run, header, args.root, args.plots)
+    log.info("wrote %s", ", ".join(str(p) for p in paths))
+    return 0
