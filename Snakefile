@@ -19,6 +19,8 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/decode.smk"
+include: "workflow/rules/calibrate.smk"
+include: "workflow/rules/calorimetry.smk"
 
 
 rule all:

@@ -13,9 +13,12 @@ import yaml
 from tests.conftest import REPO
 
 
-def write_config(workdir: Path, **overrides) -> dict:
+def write_config(workdir: Path, *, drop: tuple[str, ...] = (), **overrides) -> dict:
+    """The repository's config.yaml with top-level sections replaced or dropped."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config.update(overrides)
+    for key in drop:
+        config.pop(key, None)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return config
 

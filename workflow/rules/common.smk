@@ -14,10 +14,36 @@ BENCH = f"{RESULTS}/benchmarks"
 EXT = "root" if config["decode"]["format"] == "root" else "parquet"
 
 
-def conditions_args():
-    """`--conditions DIR ... --pin KIND=VERSION ...` for the stage commands."""
+DERIVED = f"{RESULTS}/conditions"
+# Conditions the calibration rules derive, in order of dependence.
+DERIVED_KINDS = ("sadc_pedestals", "pulse_template", "ecal_calibration", "hcal_calibration", "counter_calibration")
+
+
+DERIVES = "calibration" in config
+
+
+def derived_condition(kind):
+    """The condition file a calibration rule writes for this workflow's calibration version."""
+    return f"{DERIVED}/{config['setup']}/{kind}/{config['calibration']['version']}.json"
+
+
+def derived_conditions():
+    """The derived condition files a reconstruction job needs ([] with external calibrations)."""
+    return [derived_condition(k) for k in DERIVED_KINDS] if DERIVES else []
+
+
+def conditions_args(derived=False):
+    """`--conditions DIR ... --pin KIND=VERSION ...` for the stage commands.
+
+    With ``derived``, the conditions this workflow derives are searched too, pinned to the
+    configured calibration version (a config pin of the same kind takes precedence).
+    """
     roots = [r if Path(r).is_absolute() else str(BASEDIR / r) for r in config["conditions"]["roots"]]
-    pins = config["conditions"].get("versions") or {}
+    pins = dict(config["conditions"].get("versions") or {})
+    if derived and DERIVES:
+        roots.append(DERIVED)
+        for kind in DERIVED_KINDS:
+            pins.setdefault(kind, config["calibration"]["version"])
     return " ".join([f"--conditions {r}" for r in roots] + [f"--pin {k}={v}" for k, v in sorted(pins.items())])
 
 
@@ -26,7 +52,7 @@ def code_hash(*paths):
     digest = hashlib.sha256()
     for rel in paths:
         root = BASEDIR / rel
-        files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+        files = sorted(p for p in root.rglob("*") if p.suffix in (".py", ".yaml")) if root.is_dir() else [root]
         for f in files:
             digest.update(f.relative_to(BASEDIR).as_posix().encode())
             digest.update(f.read_bytes())
@@ -77,6 +103,21 @@ def check_unique_runs():
 check_unique_runs()
 
 
+CALIBRATION_KINDS = ("pedestal", "calibration", "hcal_calibration")
+
+
+def is_physics(dataset):
+    """Physics-like datasets (physics, signal, recorded data) get the whole reconstruction."""
+    spec = config["datasets"][dataset]
+    if "simulate" in spec:
+        return spec["simulate"]["kind"] not in CALIBRATION_KINDS
+    return spec.get("role", "physics") == "physics"
+
+
+def physics_datasets():
+    return [d for d in config["datasets"] if is_physics(d)]
+
+
 def chunks(dataset):
     return sorted(raw_files(dataset))
 
@@ -85,9 +126,16 @@ def digits_files(dataset):
     return [f"{RESULTS}/{dataset}/digits/{c}.{EXT}" for c in chunks(dataset)]
 
 
+def stage_files(stage, dataset):
+    return [f"{RESULTS}/{dataset}/{stage}/{c}.parquet" for c in chunks(dataset)]
+
+
 def all_targets():
     targets = []
     for dataset in config["datasets"]:
         targets += digits_files(dataset)
         targets.append(f"{RESULTS}/{dataset}/decode_summary.json")
+    targets += calibration_outputs()
+    for dataset in physics_datasets():
+        targets += stage_files("calo", dataset)
     return targets

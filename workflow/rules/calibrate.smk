@@ -1,0 +1,61 @@
+# Calibration conditions derived from the pedestal and calibration datasets of the config:
+# sadc_pedestals -> pulse_template -> {ecal, hcal, counter}_calibration, each a condition file
+# under results/<tag>/conditions/ with the configured version and run range, plus a plot and
+# a JSON summary under results/<tag>/calibration/.
+
+CAL = config.get("calibration", {})
+CAL_PLOTS = f"{RESULTS}/calibration"
+
+# kind -> (`na64 derive` kind, config key of the input dataset, conditions it needs)
+DERIVATIONS = {
+    "sadc_pedestals": ("sadc-pedestals", "pedestals", ()),
+    "pulse_template": ("pulse-templates", "ecal_scan", ("sadc_pedestals",)),
+    "ecal_calibration": ("ecal-calibration", "ecal_scan", ("sadc_pedestals", "pulse_template")),
+    "hcal_calibration": ("hcal-calibration", "muons", ("sadc_pedestals", "pulse_template")),
+    "counter_calibration": ("counter-calibration", "ecal_scan", ("sadc_pedestals", "pulse_template")),
+}
+
+
+def calibration_outputs():
+    if not DERIVES:
+        return []
+    version = CAL["version"]
+    return [derived_condition(k) for k in DERIVATIONS] + [
+        f"{CAL_PLOTS}/{k}_{version}.{ext}" for k in DERIVATIONS for ext in ("png", "summary.json")
+    ]
+
+
+for _kind, (_cli, _dataset_key, _needs) in (DERIVATIONS.items() if DERIVES else ()):
+
+        rule:
+            name:
+                f"derive_{_kind}"
+            input:
+                digits=digits_files(CAL[_dataset_key]),
+                muons=digits_files(CAL["muons"]) if _kind == "counter_calibration" else [],
+                needs=[derived_condition(k) for k in _needs],
+            output:
+                condition=derived_condition(_kind),
+                plot=f"{CAL_PLOTS}/{_kind}_{CAL['version']}.png",
+                summary=f"{CAL_PLOTS}/{_kind}_{CAL['version']}.summary.json",
+            log:
+                f"{LOGS}/derive/{_kind}.log",
+            benchmark:
+                f"{BENCH}/derive/{_kind}.tsv"
+            params:
+                code=code_hash(*CORE_CODE, "recon/calo", "recon/commands/derive.py"),
+                cli=_cli,
+                muons=lambda w, input: f"--muons {' '.join(input.muons)}" if input.muons else "",
+                version=CAL["version"],
+                valid_runs=" ".join(str(r) for r in CAL["valid_runs"]),
+                conditions=conditions_args(derived=True),
+            threads: 1
+            resources:
+                mem_mb=config["resources"]["derive"]["mem_mb"],
+                runtime=config["resources"]["derive"]["runtime"],
+            conda:
+                "../../envs/recon.yaml"
+            shell:
+                "na64 derive {params.cli} {input.digits} {params.muons} --version {params.version}"
+                f" --valid-runs {{params.valid_runs}} --root {DERIVED} --plots {CAL_PLOTS}"
+                " {params.conditions} > {log} 2>&1"

@@ -1,0 +1,30 @@
+# Digits -> calibrated cells and ECAL/HCAL/counter summaries, one job per chunk of a
+# physics-like dataset, with the conditions derived by the calibration rules.
+
+
+rule calo:
+    input:
+        digits=f"{RESULTS}/{{dataset}}/digits/{{chunk}}.{EXT}",
+        conditions=derived_conditions(),
+    output:
+        f"{RESULTS}/{{dataset}}/calo/{{chunk}}.parquet",
+    log:
+        f"{LOGS}/calo/{{dataset}}/{{chunk}}.log",
+    benchmark:
+        f"{BENCH}/calo/{{dataset}}/{{chunk}}.tsv"
+    params:
+        code=code_hash(*CORE_CODE, "recon/calo", "recon/commands/calo.py", "recon/commands/stage.py"),
+        conditions=conditions_args(derived=True),
+        chunk_events=config["calo"]["chunk_events"],
+        intime=config["calo"]["intime_window_ns"],
+        hcal_modules=config["calo"]["hcal_modules_in_sum"],
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["calo"]["mem_mb"],
+        runtime=config["resources"]["calo"]["runtime"],
+    conda:
+        "../../envs/recon.yaml"
+    shell:
+        "na64 calo {input.digits} -o {output} --chunk-events {params.chunk_events}"
+        " --intime-window-ns {params.intime} --hcal-modules-in-sum {params.hcal_modules}"
+        " {params.conditions} > {log} 2>&1"
