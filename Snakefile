@@ -21,6 +21,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/decode.smk"
 include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/calorimetry.smk"
+include: "workflow/rules/tracking.smk"
 
 
 rule all:

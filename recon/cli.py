@@ -20,7 +20,13 @@ from recon.progress import configure_logging
 
 __all__ = ["main"]
 
-STAGE_COMMANDS = ("recon.commands.decode", "recon.commands.derive", "recon.commands.calo")
+STAGE_COMMANDS = (
+    "recon.commands.decode",
+    "recon.commands.derive",
+    "recon.commands.calo",
+    "recon.commands.track",
+    "recon.commands.validate_calo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

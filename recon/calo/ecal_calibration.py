@@ -77,6 +77,8 @@ class EcalCalibrationConfig:
     time_window_ns: float = 50.0
     outlier_sigma: float = 3.0
     n_clip_iterations: int = 3
+    n_sum_iterations: int = 0
+    cell_share: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,36 @@ def _scale_fit(x, y, target_GeV, config):
     return float(coefficients[0]), float(coefficients[1]), keep
 
 
+def _sum_iterations(gain, main, pre, target, good, target_GeV, n_cells, config):
+    """Refine the main-section gains on the energy sum of whole showers (all cells).
+
+    Per cell ``c``, ``r_c`` is the peak (:func:`fit_peak`) of ``E_sum / (E_beam C_c)``
+    over the good events aimed at ``c``; the main gain of ``c`` is divided by
+    ``1 + (r_c - 1) / cell_share`` (``cell_share`` ~ the share of the sum in the
+    cell itself), then all gains are scaled so that the peak over all events is 1.
+    Iterated ``n_sum_iterations`` times (Jacobi iteration: neighbours' corrections
+    enter the next sums). The summed shower fluctuates by ~1.5 % (sampling and
+    beam spread), the cell's own tower fraction by ~3 % with tails: per-cell
+    precision ~0.2 % instead of ~0.4 % with 200 events per cell.
+    Returns the gains and the last global scale peak.
+    """
+    gain = gain.copy()
+    flat_main, flat_pre = gain[1].reshape(-1), gain[0].reshape(-1)
+    peak_all = float("nan")
+    for _ in range(config.n_sum_iterations):
+        ratio = (main @ flat_main + pre @ flat_pre) / target_GeV
+        for c in range(n_cells):  # 36 cells
+            mine = good & (target == c)
+            peak = fit_peak(ratio[mine], min_entries=config.min_events_per_cell)
+            if peak.ok:
+                flat_main[c] /= 1.0 + (peak.mu - 1.0) / config.cell_share
+        ratio = (main @ flat_main + pre @ flat_pre) / target_GeV
+        peak_all = fit_peak(ratio[good]).mu
+        flat_main /= peak_all
+        flat_pre /= peak_all
+    return np.stack([flat_pre, flat_main]).reshape(gain.shape), peak_all
+
+
 def _shape_statistics(e_main, e_pre, target, good, n_x, n_y):
     """Mean and sigma of the 3x3 main fractions around interior targets and of f_pre."""
     ix, iy = np.divmod(target, n_y)
@@ -219,6 +251,8 @@ def derive_ecal_calibration(amplitude_adc: np.ndarray, t_ns: np.ndarray, flags: 
     alpha, beta, used = _scale_fit((main / p_main).sum(axis=1), (pre / q_pre).sum(axis=1),
                                    target_GeV, config)
     gain = np.stack([beta / q_pre, alpha / p_main]).reshape(2, n_x, n_y)
+    gain, scale_peak = _sum_iterations(gain, main, pre, target, good & used, target_GeV, n_cells,
+                                       config)
     e_main, e_pre = main * gain[1].reshape(-1), pre * gain[0].reshape(-1)
     energy_sum = e_main.sum(axis=1) + e_pre.sum(axis=1)
     mean, sigma, f_pre, f_pre_sigma = _shape_statistics(e_main, e_pre, target, good & used,
@@ -244,6 +278,7 @@ def derive_ecal_calibration(amplitude_adc: np.ndarray, t_ns: np.ndarray, flags: 
                                        "rms_over_mean": float(gain[0].std() / gain[0].mean())},
         "energy_sum_over_expected": {"mean": float(ratio.mean()), "rms": float(ratio.std())},
         "peak_relative_error_max": float(max(p.mu_error / p.mu for p in peaks)),
+        "sum_iterations_scale_peak": scale_peak,
         "shower_model": model.version,
     }
     return EcalCalibrationFit(calibration, peaks, values, energy_sum[good & used], summary)

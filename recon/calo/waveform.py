@@ -109,7 +109,9 @@ class WaveformConfig:
     fit_samples_after: int = 5
     scan_half_range_ns: float = 12.5
     scan_step_ns: float = 2.5
-    refine_step_ns: float = 0.625
+    refine_step_ns: float = 2.5
+    n_newton: int = 4
+    newton_tolerance_ns: float = 0.01
     pileup_threshold_sigma: float = 6.0
     pileup_threshold_fraction: float = 0.08
 
@@ -192,38 +194,6 @@ def _pedestals(samples, i, n_ped, ref_even, ref_odd, noise, flat_sigma, shift_si
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _fit_at(s, usable, first, last, centre, shift, period, values, m, t_first, inv_step):
-    """Linear least squares amplitude at one peak time: (A, sum s^2 - A sum sT, n used).
-
-    The template grid step divides the sample period, so every sample of the
-    window sits at the same fractional grid position: one interpolation weight.
-    """
-    x = ((first - centre) * period - shift - t_first) * inv_step
-    i0 = int(np.floor(x))
-    f = x - i0
-    stride = round(period * inv_step)
-    n_points = values.shape[1]
-    s_t = 0.0
-    t_t = 0.0
-    s_s = 0.0
-    n = 0
-    for k in range(first, last + 1):
-        if usable[k]:
-            i = i0 + (k - first) * stride
-            t = 0.0
-            if 0 <= i < n_points - 1:
-                t = values[m, i] + f * (values[m, i + 1] - values[m, i])
-            s_t += s[k] * t
-            t_t += t * t
-            s_s += s[k] * s[k]
-            n += 1
-    if t_t <= 0.0:
-        return 0.0, 0.0, n
-    a = s_t / t_t
-    return a, s_s - a * s_t, n
-
-
-@nb.njit(cache=True, nogil=True, fastmath=_FAST)
 def _fit_on_grid(s, usable, first, last, centre, before, table, m, j):
     """Least squares at grid shift ``j``: (A, sum s^2 - A sum sT, n used)."""
     s_t = 0.0
@@ -285,22 +255,82 @@ def _refine(best, chi2, shifts):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _refine_exact(s, usable, first, last, centre, shift, period, values, m, t_first, inv_step, h):
-    """Second parabola through exact chi2 values at ``shift - h, shift, shift + h``, then the
-    fit at its minimum: (A, shift, resid, n)."""
-    c_m = _fit_at(s, usable, first, last, centre, shift - h, period, values, m, t_first,
-                  inv_step)[1]
-    a_0, c_0, n = _fit_at(s, usable, first, last, centre, shift, period, values, m, t_first,
-                          inv_step)
-    c_p = _fit_at(s, usable, first, last, centre, shift + h, period, values, m, t_first,
-                  inv_step)[1]
-    curvature = c_m - 2.0 * c_0 + c_p
-    if curvature <= 0.0:
-        return a_0, shift, c_0, n
-    shift += min(max(0.5 * h * (c_m - c_p) / curvature, -h), h)
-    a, resid, n = _fit_at(s, usable, first, last, centre, shift, period, values, m, t_first,
-                          inv_step)
-    return a, shift, resid, n
+def _gauss_newton(s, usable, first, last, centre, shift, period, values, derivs, m, t_first,
+                  inv_step, max_step, n_iterations, tolerance):
+    """Gauss-Newton refinement of amplitude and peak shift: (A, shift, resid, n).
+
+    Model ``s_k = A T(tau_k)``, ``tau_k = (k - centre) P - shift``; Jacobian
+    ``[T_k, -A T'_k]`` (``T'`` from the derivative table); the 2x2 normal
+    equations are solved per iteration, the shift step clipped to
+    ``max_step``; stops when the step is below ``tolerance`` ns. Every sample
+    of the window sits at the same fractional grid position (the grid step
+    divides the period): one interpolation weight per iteration.
+    """
+    stride = round(period * inv_step)
+    n_points = values.shape[1]
+    a = 0.0
+    for it in range(n_iterations + 1):
+        x = ((first - centre) * period - shift - t_first) * inv_step
+        i0 = int(np.floor(x))
+        f = x - i0
+        s_t = 0.0
+        t_t = 0.0
+        s_d = 0.0
+        t_d = 0.0
+        d_d = 0.0
+        s_s = 0.0
+        n = 0
+        for k in range(first, last + 1):
+            if usable[k]:
+                i = i0 + (k - first) * stride
+                t = 0.0
+                d = 0.0
+                if 0 <= i < n_points - 1:
+                    t = values[m, i] + f * (values[m, i + 1] - values[m, i])
+                    d = derivs[m, i] + f * (derivs[m, i + 1] - derivs[m, i])
+                s_t += s[k] * t
+                t_t += t * t
+                s_d += s[k] * d
+                t_d += t * d
+                d_d += d * d
+                s_s += s[k] * s[k]
+                n += 1
+        if t_t <= 0.0:
+            return 0.0, shift, 0.0, n
+        a = s_t / t_t
+        if it == n_iterations:
+            break
+        # with A at its optimum for this shift: d chi2/d shift = 2 A (s_d - A t_d),
+        # Gauss-Newton curvature A^2 (d_d - t_d^2 / t_t) (A profiled out)
+        curvature = a * a * (d_d - t_d * t_d / t_t)
+        if curvature <= 0.0:
+            break
+        step = -a * (s_d - a * t_d) / curvature
+        step = min(max(step, -max_step), max_step)
+        shift += step
+        if abs(step) < tolerance:
+            x = ((first - centre) * period - shift - t_first) * inv_step
+            i0 = int(np.floor(x))
+            f = x - i0
+            s_t = 0.0
+            t_t = 0.0
+            s_s = 0.0
+            n = 0
+            for k in range(first, last + 1):
+                if usable[k]:
+                    i = i0 + (k - first) * stride
+                    t = 0.0
+                    if 0 <= i < n_points - 1:
+                        t = values[m, i] + f * (values[m, i + 1] - values[m, i])
+                    s_t += s[k] * t
+                    t_t += t * t
+                    s_s += s[k] * s[k]
+                    n += 1
+            if t_t <= 0.0:
+                return 0.0, shift, 0.0, n
+            a = s_t / t_t
+            break
+    return a, shift, s_s - a * s_t, n
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
@@ -350,13 +380,15 @@ class _Settings(NamedTuple):
     refine_step: float
     pileup_sigma: float
     pileup_fraction: float
+    n_newton: int
+    newton_tolerance: float
     t_first: float
     inv_step: float
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _fit_pulse(s, usable, centre, k_max, n_samples, m, noise, saturated, cfg, values, table,
-               table_norm, shifts, chi2):
+def _fit_pulse(s, usable, centre, k_max, n_samples, m, noise, saturated, cfg, values, derivs,
+               table, table_norm, shifts, chi2):
     """Template fit of a pulse around ``centre``: (A, t_peak_ns, resid, n, flags)."""
     flags = 16 if k_max == 0 or k_max == n_samples - 1 else 0
     first = max(centre - cfg.before, 0)
@@ -364,9 +396,10 @@ def _fit_pulse(s, usable, centre, k_max, n_samples, m, noise, saturated, cfg, va
     full_window = not saturated and first == centre - cfg.before and last == centre + cfg.after
     best = _scan(s, usable, first, last, centre, cfg.before, table, table_norm, m, full_window,
                  chi2)
-    a, shift, resid, n = _refine_exact(s, usable, first, last, centre, _refine(best, chi2, shifts),
-                                       cfg.period, values, m, cfg.t_first, cfg.inv_step,
-                                       cfg.refine_step)
+    a, shift, resid, n = _gauss_newton(s, usable, first, last, centre,
+                                       _refine(best, chi2, shifts), cfg.period, values, derivs, m,
+                                       cfg.t_first, cfg.inv_step, cfg.refine_step,
+                                       cfg.n_newton, cfg.newton_tolerance)
     t_peak = centre * cfg.period + shift
     threshold = cfg.pileup_sigma * noise + cfg.pileup_fraction * abs(a)
     if _has_second_pulse(s, usable, a, t_peak, cfg.period, values, m, cfg.t_first, cfg.inv_step,
@@ -376,8 +409,9 @@ def _fit_pulse(s, usable, centre, k_max, n_samples, m, noise, saturated, cfg, va
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _waveform_kernel(samples, template_index, ref_ped, ref_noise, values, table, table_norm,
-                     shifts, cfg, out_ped_e, out_ped_o, out_amax, out_amp, out_t, out_chi2,
+def _waveform_kernel(samples, template_index, ref_ped, ref_noise, values, derivs, table,
+                     table_norm, shifts, cfg, out_ped_e, out_ped_o, out_amax, out_amp, out_t,
+                     out_chi2,
                      out_flags):
     n_samples = samples.shape[1]
     s = np.empty(n_samples)
@@ -414,8 +448,8 @@ def _waveform_kernel(samples, template_index, ref_ped, ref_noise, values, table,
             out_flags[i] = flags | 8
             continue
         a, t_peak, resid, n, fit_flags = _fit_pulse(s, usable, centre, k_max, n_samples, m, noise,
-                                                    saturated, cfg, values, table, table_norm,
-                                                    shifts, chi2)
+                                                    saturated, cfg, values, derivs, table,
+                                                    table_norm, shifts, chi2)
         out_amp[i] = a
         out_t[i] = t_peak - cfg.in_time_sample * cfg.period
         out_chi2[i] = max(resid, 0.0) / (noise * noise) / max(n - 2, 1)
@@ -465,14 +499,16 @@ def reconstruct_waveforms(samples: np.ndarray, template_index: np.ndarray,
         signal_sigma=config.signal_threshold_sigma, before=config.fit_samples_before,
         after=config.fit_samples_after, refine_step=config.refine_step_ns,
         pileup_sigma=config.pileup_threshold_sigma,
-        pileup_fraction=config.pileup_threshold_fraction, t_first=float(shapes.t_first_ns),
+        pileup_fraction=config.pileup_threshold_fraction, n_newton=config.n_newton,
+        newton_tolerance=config.newton_tolerance_ns, t_first=float(shapes.t_first_ns),
         inv_step=1.0 / shapes.step_ns,
     )
+    values = np.ascontiguousarray(shapes.values, dtype=np.float64)
     _waveform_kernel(
         samples, np.ascontiguousarray(template_index, dtype=np.int64),
         np.ascontiguousarray(reference_pedestal_adc, dtype=np.float64),
         np.ascontiguousarray(reference_noise_adc, dtype=np.float64),
-        np.ascontiguousarray(shapes.values, dtype=np.float64), table, (table**2).sum(axis=2),
+        values, np.gradient(values, shapes.step_ns, axis=1), table, (table**2).sum(axis=2),
         _scan_shifts_ns(config), settings,
         result.pedestal_even_adc, result.pedestal_odd_adc, result.amplitude_max_adc,
         result.amplitude_adc, result.t_ns, result.chi2_ndf, result.flags,

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 import awkward as ak
+import numpy as np
 
 from recon.calo import derivations
 from recon.calo.condition_files import ConditionHeader
@@ -25,7 +26,65 @@ __all__ = ["register"]
 
 log = logging.getLogger("na64.derive")
 
+
+def run_strip_pedestals(digits, db, run, header, root: Path, plots: Path):
+    """APV strip pedestals and noise from a pedestal run (no zero suppression there)."""
+    from recon.io.tables import write_json
+    from recon.tracking import derive_strip_pedestals, write_strip_pedestals_condition
+
+    strips = ak.flatten(digits.strips, axis=1)
+    pedestals = derive_strip_pedestals(
+        np.asarray(strips.detector), np.asarray(strips.plane), np.asarray(strips.strip),
+        ak.to_numpy(strips.samples), geometry=db.geometry(header.setup, run), n_events=len(digits),
+    )  # fmt: skip
+    condition = write_strip_pedestals_condition(
+        root / header.setup / "strip_pedestals" / f"{header.version}.json", pedestals,
+        setup=header.setup, version=header.version, valid_runs=header.valid_runs,
+        description=header.description,
+    )  # fmt: skip
+    plots.mkdir(parents=True, exist_ok=True)
+    figure = plots / f"strip_pedestals_{header.version}.png"
+    _plot_strip_pedestals(pedestals, figure)
+    summary = plots / f"strip_pedestals_{header.version}.summary.json"
+    write_json(summary, _strip_summary(pedestals))
+    return condition, figure, summary
+
+
+def _strip_summary(pedestals) -> dict:
+    out = {"n_events": pedestals.n_events}
+    for det, name in enumerate(pedestals.station_names):
+        noise = pedestals.noise_adc[det]
+        out[name] = {
+            "strips": int(np.count_nonzero(np.isfinite(noise))),
+            "pedestal_mean_adc": float(np.nanmean(pedestals.pedestal_adc[det])),
+            "noise_mean_adc": float(np.nanmean(noise)),
+        }
+    return out
+
+
+def _plot_strip_pedestals(pedestals, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for det, name in enumerate(pedestals.station_names):
+        for plane, style in ((0, "-"), (1, ":")):
+            label = f"{name} {'XY'[plane]}"
+            axes[0].plot(pedestals.pedestal_adc[det, plane], style, lw=0.8, label=label)
+            axes[1].plot(pedestals.noise_adc[det, plane], style, lw=0.8)
+    axes[0].set_ylabel("pedestal (ADC)")
+    axes[1].set_ylabel("noise (ADC)")
+    axes[1].set_xlabel("strip")
+    axes[0].legend(ncol=4, fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 KINDS = {
+    "strip-pedestals": run_strip_pedestals,
     "sadc-pedestals": derivations.run_sadc_pedestals,
     "pulse-templates": derivations.run_pulse_templates,
     "ecal-calibration": derivations.run_ecal_calibration,

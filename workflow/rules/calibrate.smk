@@ -8,6 +8,7 @@ CAL_PLOTS = f"{RESULTS}/calibration"
 
 # kind -> (`na64 derive` kind, config key of the input dataset, conditions it needs)
 DERIVATIONS = {
+    "strip_pedestals": ("strip-pedestals", "pedestals", ()),
     "sadc_pedestals": ("sadc-pedestals", "pedestals", ()),
     "pulse_template": ("pulse-templates", "ecal_scan", ("sadc_pedestals",)),
     "ecal_calibration": ("ecal-calibration", "ecal_scan", ("sadc_pedestals", "pulse_template")),
@@ -43,7 +44,9 @@ for _kind, (_cli, _dataset_key, _needs) in (DERIVATIONS.items() if DERIVES else 
             benchmark:
                 f"{BENCH}/derive/{_kind}.tsv"
             params:
-                code=code_hash(*CORE_CODE, "recon/calo", "recon/commands/derive.py"),
+                code=code_hash(
+                *CORE_CODE, "recon/tracking" if _kind in TRACK_KINDS else "recon/calo", "recon/commands/derive.py"
+            ),
                 cli=_cli,
                 muons=lambda w, input: f"--muons {' '.join(input.muons)}" if input.muons else "",
                 version=CAL["version"],

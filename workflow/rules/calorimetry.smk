@@ -5,7 +5,7 @@
 rule calo:
     input:
         digits=f"{RESULTS}/{{dataset}}/digits/{{chunk}}.{EXT}",
-        conditions=derived_conditions(),
+        conditions=derived_conditions(CALO_KINDS),
     output:
         f"{RESULTS}/{{dataset}}/calo/{{chunk}}.parquet",
     log:

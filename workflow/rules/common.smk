@@ -16,7 +16,9 @@ EXT = "root" if config["decode"]["format"] == "root" else "parquet"
 
 DERIVED = f"{RESULTS}/conditions"
 # Conditions the calibration rules derive, in order of dependence.
-DERIVED_KINDS = ("sadc_pedestals", "pulse_template", "ecal_calibration", "hcal_calibration", "counter_calibration")
+CALO_KINDS = ("sadc_pedestals", "pulse_template", "ecal_calibration", "hcal_calibration", "counter_calibration")
+TRACK_KINDS = ("strip_pedestals",)
+DERIVED_KINDS = CALO_KINDS + TRACK_KINDS
 
 
 DERIVES = "calibration" in config
@@ -27,9 +29,9 @@ def derived_condition(kind):
     return f"{DERIVED}/{config['setup']}/{kind}/{config['calibration']['version']}.json"
 
 
-def derived_conditions():
-    """The derived condition files a reconstruction job needs ([] with external calibrations)."""
-    return [derived_condition(k) for k in DERIVED_KINDS] if DERIVES else []
+def derived_conditions(kinds):
+    """The derived condition files of ``kinds`` a job needs ([] with external calibrations)."""
+    return [derived_condition(k) for k in kinds] if DERIVES else []
 
 
 def conditions_args(derived=False):
@@ -137,5 +139,5 @@ def all_targets():
         targets.append(f"{RESULTS}/{dataset}/decode_summary.json")
     targets += calibration_outputs()
     for dataset in physics_datasets():
-        targets += stage_files("calo", dataset)
+        targets += stage_files("calo", dataset) + stage_files("track", dataset)
     return targets

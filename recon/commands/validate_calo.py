@@ -1,0 +1,115 @@
+"""``na64 validate-calo``: derived calorimeter conditions and calo output vs simulation truth.
+
+Reads the derived conditions (``--derived ROOT`` with ``--version``, on top of
+the base ``--conditions``), the simulation's true-constants JSON and, per run,
+a calo file of ``na64 calo`` with its truth table of ``na64 simulate``
+(``--scan`` ECAL cell scan, ``--muons`` muon run, ``--signal``/``--physics``
+runs with electron showers). Writes every acceptance figure of the
+calorimetry (docs/calorimetry.md, section "Validation") to ``--output-json``
+and the plots to ``--plots``. Exit status 0 whether or not the goals are met
+(``pass`` fields tell); ``--strict`` returns 1 when one is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from recon.calo.pulse_template import load_pulse_templates
+from recon.calo.sadc_channels import GROUPS, SadcLayout
+from recon.calo.sadc_pedestals import load_sadc_pedestals
+from recon.calo.waveform import SadcTiming
+from recon.commands.common import add_conditions_options, conditions_from_args
+from recon.commands.stage import input_identity
+from recon.io.tables import read_events, write_json
+
+__all__ = ["register"]
+
+log = logging.getLogger("na64.validate_calo")
+
+_KINDS = ("sadc_pedestals", "pulse_template", "ecal_calibration", "hcal_calibration",
+          "counter_calibration")
+_TRUTH_COLUMNS = ["run", "spill", "event", "pdg", "process", "p_true_GeV", "e_aprime_GeV",
+                  "e_ecal_true_GeV", "e_hcal_true_GeV", "e_ecal_pileup_true_GeV",
+                  "ecal_true_GeV", "hcal_true_GeV", "t_event_jitter_ns"]
+_CALO_COLUMNS = ["run", "spill", "event", "e_ecal_GeV", "ecal_pileup", "e_hcal_module_GeV",
+                 "ecal_max_ix", "ecal_max_iy",
+                 "ecal_cells"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("validate-calo", help="calorimetry validation against sim truth",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--derived", type=Path, required=True, help="root of the derived conditions")
+    p.add_argument("--version", required=True, help="version of the derived conditions")
+    p.add_argument("--true-constants", type=Path, required=True, help="sim true-constants JSON")
+    pair = {"nargs": 2, "type": Path, "metavar": ("CALO", "TRUTH")}
+    p.add_argument("--scan", required=True, help="ECAL cell-scan run", **pair)
+    p.add_argument("--muons", help="muon run (HCAL MIP peak)", **pair)
+    p.add_argument("--signal", action="append", default=[], help="electron runs (repeatable)",
+                   **pair)
+    p.add_argument("--physics", action="append", default=[], help="physics runs (repeatable)",
+                   **pair)
+    p.add_argument("--output-json", type=Path, required=True)
+    p.add_argument("--plots", type=Path, required=True, help="directory for the PNG plots")
+    p.add_argument("--setup", help="detector setup (default: from the scan's provenance)")
+    p.add_argument("--strict", action="store_true", help="exit 1 if a goal is missed")
+    add_conditions_options(p)
+    p.set_defaults(func=_main)
+
+
+def _sample(name: str, pair: list[Path]):
+    from recon.validation.calorimetry import EventSample, join_truth
+
+    calo = read_events(pair[0], columns=_CALO_COLUMNS)
+    truth = read_events(pair[1], columns=_TRUTH_COLUMNS)
+    i_calo, i_truth = join_truth(calo, truth)
+    if i_calo.size == 0:
+        raise SystemExit(f"{pair[0]} and {pair[1]} share no events")
+    return EventSample(name, calo[i_calo], truth[i_truth])
+
+
+def _main(args: argparse.Namespace) -> int:
+    from recon.validation import calorimetry as v
+
+    setup, run = input_identity(args.scan[0], args.setup)
+    args.conditions = [*(args.conditions or []), args.derived]
+    args.pin = [*args.pin, *(f"{kind}={args.version}" for kind in _KINDS)]
+    db = conditions_from_args(args)
+    geometry = db.geometry(setup, run)
+    layout = SadcLayout.from_geometry(geometry)
+    timing = SadcTiming.from_daq(db.data("daq", setup, run)[0])
+    templates = load_pulse_templates(db, setup, run)
+    ecal_gain = db.data("ecal_calibration", setup, run)[0]["gain_GeV_per_adc"]
+    hcal_gain = db.data("hcal_calibration", setup, run)[0]["gain_GeV_per_adc"]
+    true = v.read_true_sadc_constants(args.true_constants, db.channel_map(setup, run), layout)
+    scan = _sample("scan", args.scan)
+    showers = [scan, *(_sample(f"signal{i}", p) for i, p in enumerate(args.signal)),
+               *(_sample(f"physics{i}", p) for i, p in enumerate(args.physics))]
+    import numpy as np
+
+    result = v.validate_calorimetry(
+        true=true, pedestals=load_sadc_pedestals(db, setup, run),
+        ecal_gain=np.asarray(ecal_gain, dtype=np.float64),
+        hcal_gain=np.asarray(hcal_gain, dtype=np.float64), shapes=templates.shapes,
+        template_rows={g: templates.index(g) for g in GROUPS if g in templates.names},
+        timing=timing, scan=scan, muons=_sample("muons", args.muons) if args.muons else None,
+        showers=showers, ecal_shape=layout.ecal)
+    figures, arrays = result["figures"], result["arrays"]
+    figures["inputs"] = {"derived": str(args.derived), "version": args.version, "setup": setup,
+                         "true_constants": str(args.true_constants),
+                         "runs": {s.name: int(np.asarray(s.calo.run)[0]) for s in showers}}
+    args.plots.mkdir(parents=True, exist_ok=True)
+    v.plot_pedestals(arrays["pedestal_diff"], args.plots / "calo_validation_pedestals.png")
+    v.plot_closure(arrays["closure"], args.plots / "calo_validation_closure.png")
+    v.plot_linearity_resolution(arrays["linearity"], arrays["resolution"],
+                                arrays["resolution_fit"],
+                                args.plots / "calo_validation_linearity_resolution.png")
+    if "mip" in arrays:
+        v.plot_mip_peaks(*arrays["mip"], args.plots / "calo_validation_hcal_mip.png")
+    args.output_json.parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.output_json, figures)
+    log.info("calorimetry validation: %s -> %s", "pass" if figures["pass"] else "FAIL",
+             args.output_json)
+    return 1 if args.strict and not figures["pass"] else 0

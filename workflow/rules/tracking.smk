@@ -1,0 +1,27 @@
+# Digits -> APV clusters, space points and the momentum fit, one job per chunk of a
+# physics-like dataset, with the strip pedestals derived by the calibration rules.
+
+
+rule track:
+    input:
+        digits=f"{RESULTS}/{{dataset}}/digits/{{chunk}}.{EXT}",
+        conditions=derived_conditions(TRACK_KINDS),
+    output:
+        f"{RESULTS}/{{dataset}}/track/{{chunk}}.parquet",
+    log:
+        f"{LOGS}/track/{{dataset}}/{{chunk}}.log",
+    benchmark:
+        f"{BENCH}/track/{{dataset}}/{{chunk}}.tsv"
+    params:
+        code=code_hash(*CORE_CODE, "recon/tracking", "recon/commands/track.py", "recon/commands/stage.py"),
+        conditions=conditions_args(derived=True),
+        chunk_events=config["track"]["chunk_events"],
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["track"]["mem_mb"],
+        runtime=config["resources"]["track"]["runtime"],
+    conda:
+        "../../envs/recon.yaml"
+    shell:
+        "na64 track {input.digits} -o {output} --chunk-events {params.chunk_events}"
+        " {params.conditions} > {log} 2>&1"
