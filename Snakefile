@@ -22,6 +22,7 @@ include: "workflow/rules/decode.smk"
 include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/calorimetry.smk"
 include: "workflow/rules/tracking.smk"
+include: "workflow/rules/classify.smk"
 
 
 rule all:

@@ -25,6 +25,8 @@ STAGE_COMMANDS = (
     "recon.commands.derive",
     "recon.commands.calo",
     "recon.commands.track",
+    "recon.commands.classify",
+    "recon.commands.merge",
     "recon.commands.validate_calo",
 )
 

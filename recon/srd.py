@@ -16,7 +16,7 @@ counter reconstruction of the calorimetry stage (``srd<k>_GeV``,
 >>> import numpy as np
 >>> cols = {f"srd{k}_GeV": np.array([0.02, 0.0]) for k in range(3)}
 >>> cols |= {f"srd{k}_t_ns": np.array([1.0, np.nan]) for k in range(3)}
->>> srd_tag(cols, SrdConfig())["srd_tag"].tolist()
+>>> srd_tag(cols, SrdConfig(min_modules=3))["srd_tag"].tolist()
 [True, False]
 """
 
@@ -36,10 +36,10 @@ N_SRD_MODULES = 3
 class SrdConfig:
     """Thresholds of the SRD electron tag (GeV, ns relative to the trigger)."""
 
-    module_min_GeV: float = 0.001
-    module_max_GeV: float = 0.120
+    module_min_GeV: float = 0.0005
+    module_max_GeV: float = 0.150
     time_window_ns: float = 12.5
-    min_modules: int = 3
+    min_modules: int = 2
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_modules <= N_SRD_MODULES:

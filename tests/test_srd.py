@@ -19,7 +19,7 @@ def test_window_and_timing():
         [[0.02, 0.03, 0.01], [0.02, 0.0, 0.01], [0.02, 0.5, 0.01], [0.02, 0.02, 0.02]],
         [[0.0, 3.0, -2.0], [0.0, np.nan, 1.0], [0.0, 0.0, 0.0], [0.0, 40.0, 0.0]],
     )
-    out = srd_tag(cols, SrdConfig(module_min_GeV=0.001, module_max_GeV=0.1, time_window_ns=12.5))
+    out = srd_tag(cols, SrdConfig(module_min_GeV=0.001, module_max_GeV=0.1, min_modules=3))
     assert out["srd_n_modules"].tolist() == [3, 2, 2, 2]
     assert out["srd_tag"].tolist() == [True, False, False, False]
     two_of_three = srd_tag(cols, SrdConfig(min_modules=2, module_max_GeV=0.1))

@@ -113,6 +113,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_main)
 
 
+def _on_axis(digits: ak.Array, geometry) -> np.ndarray:
+    """Events of an ECAL scan whose shower sits in the cell on the undeflected beam axis.
+
+    A steered beam enters the magnets at an angle, so its synchrotron fan misses the
+    SRD; the SRD reference (mean energy of a 100 GeV electron on axis) needs the
+    events aimed at the central cell. The shower cell is the main-section channel
+    with the largest raw pulse (maximum sample minus the mean of the first four).
+    """
+    ecal = digits.ecal
+    samples = ak.to_numpy(ak.flatten(ecal.samples)).astype(np.float32)
+    height = samples.max(axis=1) - samples[:, :4].mean(axis=1)
+    height[ak.to_numpy(ak.flatten(ecal.section)) != 1] = -np.inf
+    per_event = ak.unflatten(height, ak.num(ecal))
+    best = ak.to_numpy(ak.fill_none(ak.argmax(per_event, axis=1), 0))
+    first = np.concatenate([[0], np.cumsum(ak.to_numpy(ak.num(ecal)))[:-1]])
+    ix = ak.to_numpy(ak.flatten(ecal.ix))[first + best]
+    iy = ak.to_numpy(ak.flatten(ecal.iy))[first + best]
+    centre = geometry.ecal.centre_index
+    return (ix == centre) & (iy == centre) & (ak.to_numpy(ak.num(ecal)) > 0)
+
+
 def _read(paths: list[Path]) -> ak.Array:
     return (
         ak.concatenate([read_events(p) for p in paths]) if len(paths) > 1 else read_events(paths[0])
@@ -135,7 +156,11 @@ def _main(args: argparse.Namespace) -> int:
     if args.kind == "counter-calibration":
         if not args.muons:
             raise SystemExit("counter-calibration needs --muons DIGITS")
-        paths = KINDS[args.kind](digits, _read(args.muons), db, run, header, args.root, args.plots)
+        electrons = digits[_on_axis(digits, db.geometry(setup, run))]
+        log.info("counter scales from %d electrons on the central ECAL cell", len(electrons))
+        paths = KINDS[args.kind](
+            electrons, _read(args.muons), db, run, header, args.root, args.plots
+        )
     else:
         paths = KINDS[args.kind](digits, db, run, header, args.root, args.plots)
     log.info("wrote %s", ", ".join(str(p) for p in paths))

@@ -37,7 +37,10 @@ def test_dry_run_plans_one_decode_job_per_raw_file(workdir):
     jobs = planned_jobs(snakemake(workdir, "-n", "--cores", "1", TARGET).stdout)
     assert jobs == {"decode": 2, "decode_summary": 1}
     everything = planned_jobs(snakemake(workdir, "-n", "--cores", "1").stdout)
-    assert everything == {"decode": 2, "decode_summary": 1, "calo": 2, "track": 2, "all": 1}
+    assert everything == {
+        "decode": 2, "decode_summary": 1, "calo": 2, "track": 2, "classify": 2, "merge_recorded": 1,
+        "all": 1,
+    }  # fmt: skip
 
 
 def test_real_run_decodes_every_file_then_has_nothing_to_do(workdir):

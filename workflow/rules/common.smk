@@ -2,6 +2,7 @@
 
 import functools
 import hashlib
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -139,5 +140,27 @@ def all_targets():
         targets.append(f"{RESULTS}/{dataset}/decode_summary.json")
     targets += calibration_outputs()
     for dataset in physics_datasets():
-        targets += stage_files("calo", dataset) + stage_files("track", dataset)
+        targets.append(f"{RESULTS}/{dataset}/events.parquet")
     return targets
+
+
+def option_args(section, prefix):
+    """`--<prefix>-<name> value` for every threshold of a config section."""
+    args = []
+    for name, value in sorted(config[section].items()):
+        values = value if isinstance(value, list) else [value]
+        args.append(f"--{prefix}-{name.replace('_', '-')} {' '.join(str(v) for v in values)}")
+    return " ".join(args)
+
+
+def truth_files(dataset):
+    return [sim_path(dataset, run, "truth.parquet") for run in simulated_runs(dataset)]
+
+
+def one_of(datasets):
+    """A wildcard constraint matching exactly these dataset names (none: matches nothing)."""
+    return "|".join(re.escape(d) for d in datasets) or "(?!)"
+
+
+SIMULATED_PHYSICS = [d for d in physics_datasets() if simulated_runs(d)]
+RECORDED_PHYSICS = [d for d in physics_datasets() if not simulated_runs(d)]
