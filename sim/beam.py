@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numba as nb
 import numpy as np
 
 __all__ = [
@@ -87,13 +88,40 @@ class BeamParticles:
         return self.pdg.shape[0]
 
 
-def _species_mix(n: int, rng: np.random.Generator, params: BeamParams) -> np.ndarray:
-    """PDG ids of the physics beam mix; the e- tail is marked with -11 and fixed later."""
-    edges = np.cumsum(
-        [params.fraction_pion, params.fraction_kaon, params.fraction_muon, params.fraction_e_tail]
-    )
-    codes = np.array([PDG_PION, PDG_KAON, PDG_MUON, -PDG_ELECTRON, PDG_ELECTRON], dtype=np.int32)
-    return codes[np.searchsorted(edges, rng.random(n), side="right")]
+_SPECIES = {"mix": 0, "electron": 1, "muon": 2}
+_MIX_CODES = np.array([PDG_PION, PDG_KAON, PDG_MUON, -PDG_ELECTRON, PDG_ELECTRON], dtype=np.int32)
+
+
+@nb.njit(cache=True, nogil=True)
+def _beam_kernel(rng, species, fixed_pdg, edges, codes, p_nominal, sigma_p, tail_lo, tail_hi,
+                 f_halo, spot, halo_spot, div, halo_div, pdg, p, x, y, tx, ty):
+    """Fill the beam arrays particle by particle (GeV, mm, rad); see :func:`sample_beam`.
+
+    ``species`` 0: mix (one uniform against the cumulative ``edges`` of pi, K, mu, e- tail;
+    ``codes`` the PDG ids, -11 marking the tail), else every particle is ``fixed_pdg``.
+    """
+    n_edges = edges.shape[0]
+    for i in range(pdg.shape[0]):
+        code = fixed_pdg
+        if species == 0:
+            u = rng.random()
+            k = 0
+            while k < n_edges and u >= edges[k]:
+                k += 1
+            code = codes[k]
+        pi = p_nominal * (1.0 + sigma_p * rng.standard_normal())
+        if code == -11:
+            pi = tail_lo + (tail_hi - tail_lo) * rng.random()
+            code = 11
+        pdg[i] = code
+        p[i] = pi
+        halo = rng.random() < f_halo
+        s = halo_spot if halo else spot
+        d = halo_div if halo else div
+        x[i] = s * rng.standard_normal()
+        y[i] = s * rng.standard_normal()
+        tx[i] = d * rng.standard_normal()
+        ty[i] = d * rng.standard_normal()
 
 
 def sample_beam(
@@ -109,38 +137,26 @@ def sample_beam(
     ``species``: ``"mix"`` (physics beam of spec section 3), ``"electron"``
     (main 100 GeV component only) or ``"muon"`` (mu- at ``momentum_GeV``,
     default the calibration momentum). Momentum spread, spot and divergence
-    are the beam's in every case.
+    are the beam's in every case. One numba pass draws each particle's
+    species, momentum, halo flag and transverse state in turn.
     """
-    p_nominal = params.momentum_GeV
-    if species == "mix":
-        pdg = _species_mix(n, rng, params)
-    elif species == "electron":
-        pdg = np.full(n, PDG_ELECTRON, dtype=np.int32)
-    elif species == "muon":
-        pdg = np.full(n, PDG_MUON, dtype=np.int32)
-        p_nominal = params.muon_calibration_momentum_GeV
-    else:
+    if species not in _SPECIES:
         raise ValueError(f"unknown beam species {species!r}")
+    p_nominal = params.muon_calibration_momentum_GeV if species == "muon" else params.momentum_GeV
     if momentum_GeV is not None:
         p_nominal = momentum_GeV
-    p = p_nominal * (1.0 + params.sigma_p_rel * rng.standard_normal(n))
-    tail = pdg == -PDG_ELECTRON
-    lo, hi = params.tail_range_GeV
-    p[tail] = rng.uniform(lo, hi, size=int(tail.sum()))
-    pdg[tail] = PDG_ELECTRON
-    halo = rng.random(n) < params.fraction_halo
-    spot = np.where(halo, params.halo_spot_sigma_mm, params.spot_sigma_mm)
-    divergence = np.where(halo, params.halo_divergence_rad, params.divergence_rad)
-    gauss = rng.standard_normal((4, n))
-    return BeamParticles(
-        pdg=pdg,
-        p_GeV=p,
-        x_mm=spot * gauss[0],
-        y_mm=spot * gauss[1],
-        tx=divergence * gauss[2],
-        ty=divergence * gauss[3],
-        z_mm=params.z_start_mm,
+    edges = np.cumsum(
+        [params.fraction_pion, params.fraction_kaon, params.fraction_muon, params.fraction_e_tail]
     )
+    lo, hi = params.tail_range_GeV
+    pdg = np.empty(n, dtype=np.int32)
+    p, x, y, tx, ty = (np.empty(n) for _ in range(5))
+    _beam_kernel(rng, _SPECIES[species], PDG_MUON if species == "muon" else PDG_ELECTRON,
+                 edges, _MIX_CODES, float(p_nominal), float(params.sigma_p_rel), float(lo),
+                 float(hi), float(params.fraction_halo), float(params.spot_sigma_mm),
+                 float(params.halo_spot_sigma_mm), float(params.divergence_rad),
+                 float(params.halo_divergence_rad), pdg, p, x, y, tx, ty)
+    return BeamParticles(pdg=pdg, p_GeV=p, x_mm=x, y_mm=y, tx=tx, ty=ty, z_mm=params.z_start_mm)
 
 
 def pileup_probability(params: BeamParams) -> float:

@@ -6,14 +6,18 @@ field from the conditions.
 
 Two stages per chunk of beam particles (columnar throughout):
 
-1. *Cheap stage*, for every beam particle (and every pile-up particle): sample
-   the beam, choose processes (with bias weights), sample process kinematics,
-   transport through field and material (numba kernel) and reduce the
-   calorimeter response to a few components per particle: up to two EM showers
-   (charged electron or pi0 from charge exchange; neutral brems photon or
-   decay pi0), up to two MIP tracks (muons, passing hadrons, dimuon pairs) and
-   one hadronic system. The ECAL visible total is drawn here (Gamma sampling
-   fluctuations, see :mod:`sim.showers`) together with the S1/V1/S2 hits.
+1. *Cheap stage*, for every beam particle (and the pile-up particle of every
+   event whose in-time particle passes the trigger alone): sample the beam,
+   choose processes (with bias weights), sample process kinematics, transport
+   through field and material and reduce the calorimeter response to a few
+   components per particle: up to two EM showers (charged electron or pi0 from
+   charge exchange; neutral brems photon or decay pi0), up to two MIP tracks
+   (muons, passing hadrons, dimuon pairs) and one hadronic system. The ECAL
+   visible total is drawn here (Gamma sampling fluctuations, see
+   :mod:`sim.showers`) together with the S1/V1/S2 hits. Showering beam
+   electrons (98 % of a physics beam) go through the fused numba kernel of
+   :mod:`sim.cheap`; the others through the vectorised numpy path below
+   (:func:`_stage1_numpy`), with the same distributions.
 2. The trigger (:mod:`sim.trigger`) keeps typically 1 % of a physics beam; only
    for those events (and their pile-up particle) the full per-cell deposits, HCAL,
    counters, SRD (synchrotron photons, :mod:`sim.synchrotron`) and tracker
@@ -47,6 +51,7 @@ from sim.beam import (
     sample_beam,
     sample_pileup,
 )
+from sim.cheap import FLAG_FAST, ElectronTables, electron_stage1_kernel, inc_gamma_table
 from sim.deposits import N_COUNTERS, N_STATIONS, Deposits, Process, TrueEvents
 from sim.processes import (
     AprimeSpectrum,
@@ -79,6 +84,7 @@ from sim.showers import (
     sample_visible_total,
 )
 from sim.synchrotron import (
+    M_E_GEV,
     SrdModules,
     SrdParams,
     knockon_deposits,
@@ -88,7 +94,13 @@ from sim.synchrotron import (
     srd_visible_GeV,
 )
 from sim.transport import TransportInput, TransportSetup, aim_slopes, transport
-from sim.trigger import TriggerInputs, TriggerParams, trigger_config, trigger_decision
+from sim.trigger import (
+    TriggerInputs,
+    TriggerParams,
+    ecal_thresholds,
+    trigger_config,
+    trigger_decision,
+)
 
 __all__ = [
     "DEFAULT_PARAMS_PATH",
@@ -157,6 +169,8 @@ def load_physics_params(path: str | Path | None = None) -> PhysicsParams:
 
 # ------------------------------------------------------------------------------ context
 
+_LAST_CONTEXT: dict[str, Any] = {}  # the last built context and its (geometry, field, params)
+
 
 @dataclass(frozen=True)
 class _Context:
@@ -171,9 +185,22 @@ class _Context:
     hcal_profiles: tuple[LateralProfile, ...]
     ecal_lambda_mm: float
     brems_prob: np.ndarray  # per transport plane
+    electron_tables: dict[bool, ElectronTables] = None  # by `unbiased`, set by build()
 
     @classmethod
     def build(cls, geometry: Geometry, field_data: dict, params: PhysicsParams) -> _Context:
+        """The context of (geometry, field, params), reused while they are the same objects."""
+        last = _LAST_CONTEXT.get("key")
+        if last is not None and all(
+            a is b for a, b in zip(last, (geometry, field_data, params), strict=True)
+        ):
+            return _LAST_CONTEXT["context"]
+        ctx = cls._build(geometry, field_data, params)
+        _LAST_CONTEXT.update(key=(geometry, field_data, params), context=ctx)
+        return ctx
+
+    @classmethod
+    def _build(cls, geometry: Geometry, field_data: dict, params: PhysicsParams) -> _Context:
         setup = TransportSetup.build(geometry, field_data, params.material)
         ecal = CaloLayout.ecal(geometry)
         hcal = CaloLayout.hcal(geometry)
@@ -183,7 +210,7 @@ class _Context:
         brems = setup.x_X0 * brems_photons_per_X0(params.processes.brems_y_min)
         if brems.sum() >= 1.0:
             raise ValueError("upstream material too thick for the one-photon brems model")
-        return cls(
+        ctx = cls(
             geometry=geometry,
             params=params,
             setup=setup,
@@ -195,7 +222,11 @@ class _Context:
             hcal_profiles=(params.hcal.lateral,) * hcal.n_layers,
             ecal_lambda_mm=depth_mm / params.ecal.depth_lambda,
             brems_prob=brems,
+            electron_tables={},
         )
+        for unbiased in (False, True):
+            ctx.electron_tables[unbiased] = _electron_tables(ctx, unbiased)
+        return ctx
 
     @property
     def z_ecal(self) -> float:
@@ -252,9 +283,18 @@ _EM, _TRK, _HAD = 8, 7, 9
 
 
 def _choose_processes(
-    beam: BeamParticles, rng, ctx: _Context, signal: AprimeSpectrum | None, unbiased: bool
+    beam: BeamParticles,
+    rng,
+    ctx: _Context,
+    signal: AprimeSpectrum | None,
+    unbiased: bool,
+    preset: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Process per particle, weight, and the hadron interaction class (0 pass, 1 shower, 2 cex)."""
+    """Process per particle, weight, and the hadron interaction class (0 pass, 1 shower, 2 cex).
+
+    ``preset`` (process, weight) per particle: the electrons' choice, already drawn by the
+    electron kernel (:mod:`sim.cheap`).
+    """
     pp, hp = ctx.params.processes, ctx.params.hadron
     n = len(beam)
     process = np.full(n, Process.EM_SHOWER, dtype=np.int8)
@@ -268,6 +308,9 @@ def _choose_processes(
     e = np.flatnonzero(beam.pdg == PDG_ELECTRON)
     if signal is not None:
         process[e] = Process.APRIME
+    elif preset is not None:
+        process[e] = preset[0][e]
+        weight[e] = preset[1][e]
     elif e.size:
         p_h, p_d = pp.electronuclear_probability, pp.dimuon_probability
         prob = np.array([1.0 - p_h - p_d, p_h, p_d])
@@ -594,10 +637,15 @@ def _hadron_ecal(out: _Outcome, rng, ctx: _Context) -> None:
     out.hadron_visible[rows] = sample_visible_total(mu, rng, hp.ecal_sampling_GeV_sqrt)
 
 
-def _stage1(beam: BeamParticles, rng, ctx: _Context, signal, unbiased: bool) -> _Outcome:
-    """Processes, transport without multiple scattering, counter hits and ECAL totals."""
+def _stage1_numpy(
+    beam: BeamParticles, rng, ctx: _Context, signal, unbiased: bool, preset=None
+) -> _Outcome:
+    """Processes, transport without multiple scattering, counter hits and ECAL totals.
+
+    The vectorised path, for every particle the electron kernel does not handle.
+    """
     n = len(beam)
-    process, weight, h_class = _choose_processes(beam, rng, ctx, signal, unbiased)
+    process, weight, h_class = _choose_processes(beam, rng, ctx, signal, unbiased, preset)
     inp, w_brems, daughter_pdg = _transport_input(beam, process, rng, ctx, unbiased)
     states, neutral = transport(inp, ctx.setup, None, record=_STAGE1_PLANES)
     s1, v1, s2 = _counter_hits(states, ctx)
@@ -639,6 +687,241 @@ def _stage1(beam: BeamParticles, rng, ctx: _Context, signal, unbiased: bool) -> 
     _hadron_ecal(out, rng, ctx)
     out.e_ecal[:] = out.em_visible + out.mip_visible.sum(axis=(1, 2)) + out.hadron_visible
     return out
+
+
+def _electron_tables(ctx: _Context, unbiased: bool) -> ElectronTables:
+    """Constant inputs of the electron kernel (:mod:`sim.cheap`) for this context."""
+    pp, setup, ep = ctx.params.processes, ctx.setup, ctx.params.ecal
+
+    def choice(prob, bias):
+        q = prob * (np.ones_like(bias) if unbiased else bias)
+        q = q / q.sum()
+        return np.cumsum(q), prob / q
+
+    p_h, p_d = pp.electronuclear_probability, pp.dimuon_probability
+    proc_cum, proc_w = choice(
+        np.array([1.0 - p_h - p_d, p_h, p_d]),
+        np.array([1.0, pp.electronuclear_bias, pp.dimuon_bias]),
+    )
+    planes = np.flatnonzero(ctx.brems_prob > 0)
+    brems_cum, brems_w = choice(
+        np.concatenate([[1.0 - ctx.brems_prob.sum()], ctx.brems_prob[planes]]),
+        np.r_[1.0, np.full(planes.size, pp.brems_bias)],
+    )
+    record = np.full(len(setup.names), -1, dtype=np.int64)
+    for slot, name in enumerate(_STAGE1_PLANES):
+        record[setup.index(name)] = slot
+    if setup.index("ECAL") != len(setup.names) - 1:
+        raise ValueError("the ECAL face must be the last transport plane")
+    g = ctx.geometry.counters
+    counters = np.array(
+        [
+            [g[name].x, g[name].y, g[name].size_x, g[name].size_y, hole]
+            for name, hole in (("S1", 0.0), ("V1", g["V1"].hole_radius), ("S2", 0.0))
+        ],
+        dtype=float,
+    )
+    lp = ep.longitudinal
+    c0, c1, c2 = lp.alpha_coeffs
+    longi = np.array(
+        [
+            lp.critical_energy_GeV,
+            lp.t_offset,
+            c0,
+            c1 + c2 / lp.z_eff,
+            *lp.sigma_ln_t_coeffs,
+            *lp.sigma_ln_alpha_coeffs,
+            *lp.rho_coeffs,
+        ],
+        dtype=float,
+    )
+    lay = ctx.ecal
+    rect = (lay.x_edges[0], lay.x_edges[-1], lay.y_edges[0], lay.y_edges[-1])
+    tables = [containment_table(rect, profile) for profile in ctx.ecal_profiles]
+    origin = {(t.x0_mm, t.y0_mm, t.step_mm) for t in tables}
+    if len(origin) != 1:
+        raise ValueError("containment tables of the ECAL sections must share their grid")
+    p_ref = 100.0
+    sr_coeff = float(mean_energy_loss_GeV(np.array([p_ref]), setup.dipoles)[0]) / (
+        (p_ref**2 + M_E_GEV**2) ** 2 / p_ref**2
+    )
+    hcal = ctx.hcal
+    return ElectronTables(
+        process_cum_q=proc_cum,
+        process_weight=proc_w,
+        brems_cum_q=brems_cum,
+        brems_weight=brems_w,
+        brems_planes=planes.astype(np.int64),
+        brems_y_min=float(pp.brems_y_min),
+        plane_z=setup.z_mm.astype(float),
+        record_slot=record,
+        dip_z0=setup.dipoles.z_start_mm,
+        dip_z1=setup.dipoles.z_end_mm,
+        dip_b=setup.dipoles.b_y_T,
+        counters=counters,
+        longi=longi,
+        ecal_rect=np.array(rect, dtype=float),
+        hcal_rect=np.array(
+            [hcal.x_edges[0], hcal.x_edges[-1], hcal.y_edges[0], hcal.y_edges[-1]], dtype=float
+        ),
+        hcal_dz=float(hcal.layer_z_mm[0] - ctx.z_ecal),
+        x0_mm=float(lay.depth_unit_mm),
+        bounds=lay.layer_bounds.astype(float),
+        contain=np.ascontiguousarray(np.stack([t.values for t in tables])),
+        contain_origin=np.array(origin.pop(), dtype=float),
+        sampling=float(ep.sampling_GeV_sqrt),
+        constant=float(ep.constant_term),
+        sr_coeff=sr_coeff,
+        m_e2=M_E_GEV**2,
+    )
+
+
+def _beam_take(beam: BeamParticles, index) -> BeamParticles:
+    return BeamParticles(
+        beam.pdg[index], beam.p_GeV[index], beam.x_mm[index], beam.y_mm[index],
+        beam.tx[index], beam.ty[index], beam.z_mm,
+    )
+
+
+def _concat_outcomes(parts: list[_Outcome]) -> _Outcome:
+    values = {}
+    for f in fields(_Outcome):
+        items = [getattr(p, f.name) for p in parts]
+        if f.name == "transport_input":
+            values[f.name] = TransportInput(
+                items[0].z_mm,
+                *(np.concatenate([getattr(t, g.name) for t in items])
+                  for g in fields(TransportInput) if g.name != "z_mm"),
+            )
+        else:
+            values[f.name] = np.concatenate(items)
+    return _Outcome(**values)
+
+
+@dataclass
+class _Stage1:
+    """Cheap-stage result of n particles: trigger inputs for all, the outcome on demand.
+
+    Rows simulated by the electron kernel keep its flat arrays (``fast``); the others
+    (``slow_rows``) are an :class:`_Outcome` of the numpy path. ``take`` assembles the
+    full :class:`_Outcome` of selected rows (the triggered ones).
+    """
+
+    beam: BeamParticles
+    flag: np.ndarray
+    fast: dict[str, np.ndarray]
+    slow_rows: np.ndarray
+    slow: _Outcome
+    s1: np.ndarray
+    v1: np.ndarray
+    s2: np.ndarray
+    e_ecal: np.ndarray
+    n_sections: int
+
+    @property
+    def pdg(self) -> np.ndarray:
+        return self.beam.pdg
+
+    def __len__(self) -> int:
+        return self.flag.shape[0]
+
+    def _fast_outcome(self, rows: np.ndarray) -> _Outcome:
+        f, beam = self.fast, self.beam
+        m = rows.size
+        inp = TransportInput.simple(
+            beam.z_mm, beam.x_mm[rows], beam.y_mm[rows], beam.tx[rows], beam.ty[rows],
+            beam.p_GeV[rows], np.full(m, -1.0), np.full(m, mass_GeV(PDG_ELECTRON)),
+        )
+        inp.brems_plane[:] = f["brems_plane"][rows]
+        inp.brems_y[:] = f["brems_y"][rows]
+        hadron = np.zeros((m, _HAD))
+        hadron[:, 1] = 1.0
+        hadron[:, 2:4] = np.nan
+        hits = f["hits"][rows]
+        return _Outcome(
+            pdg=beam.pdg[rows],
+            process=f["process"][rows],
+            weight=f["weight"][rows],
+            e_aprime=np.zeros(m),
+            p_true=f["p_true"][rows],
+            face=f["face"][rows],
+            decay_z=np.full(m, np.inf),
+            daughter_pdg=beam.pdg[rows],
+            s1=hits[:, 0],
+            v1=hits[:, 1],
+            s2=hits[:, 2],
+            em=f["em"][rows],
+            em_in_hcal=f["em_in_hcal"][rows],
+            em_visible=f["em_visible"][rows],
+            tracks=np.full((m, 2, _TRK), np.nan),
+            mip_visible=np.zeros((m, 2, self.n_sections)),
+            hadron=hadron,
+            hadron_visible=np.zeros(m),
+            e_ecal=f["e_ecal"][rows],
+            transport_input=inp,
+        )
+
+    def take(self, index) -> _Outcome:
+        index = np.asarray(index, dtype=np.int64)
+        is_fast = self.flag[index] == FLAG_FAST
+        slow_pos = np.full(len(self), -1, dtype=np.int64)
+        slow_pos[self.slow_rows] = np.arange(self.slow_rows.size)
+        fast_rows = index[is_fast]
+        out = _concat_outcomes(
+            [self._fast_outcome(fast_rows), self.slow.take(slow_pos[index[~is_fast]])]
+        )
+        order = np.empty(index.size, dtype=np.int64)
+        order[np.flatnonzero(is_fast)] = np.arange(fast_rows.size)
+        order[np.flatnonzero(~is_fast)] = fast_rows.size + np.arange(index.size - fast_rows.size)
+        return out.take(order)
+
+
+def _stage1(beam: BeamParticles, rng, ctx: _Context, signal, unbiased: bool) -> _Stage1:
+    """Cheap stage: the electron kernel for showering electrons, numpy for the rest."""
+    n = len(beam)
+    flag = np.empty(n, dtype=np.int8)
+    process = np.empty(n, dtype=np.int8)
+    weight = np.empty(n)
+    fast = {
+        "process": process,
+        "weight": weight,
+        "hits": np.empty((n, 3), dtype=np.bool_),
+        "e_ecal": np.empty(n),
+        "p_true": np.full(n, np.nan),
+        "face": np.empty((n, 5)),
+        "em": np.empty((n, 2, _EM)),
+        "em_in_hcal": np.empty((n, 2), dtype=np.bool_),
+        "em_visible": np.empty(n),
+        "brems_plane": np.empty(n, dtype=np.int64),
+        "brems_y": np.empty(n),
+    }
+    if signal is None:
+        t = ctx.electron_tables[unbiased]
+        g = inc_gamma_table()
+        st_z, st_b, st_slot, st_plane = t.program(beam.z_mm)
+        electron_stage1_kernel(
+            rng, beam.pdg, float(beam.z_mm), beam.x_mm, beam.y_mm, beam.tx, beam.ty, beam.p_GeV,
+            t.process_cum_q, t.process_weight, t.brems_cum_q, t.brems_weight, t.brems_planes,
+            t.brems_y_min, st_z, st_b, st_slot, st_plane, ctx.z_ecal, t.counters,
+            t.longi, t.ecal_rect, t.hcal_rect, t.hcal_dz, t.x0_mm, t.bounds, t.contain,
+            t.contain_origin, t.sampling, t.constant, t.sr_coeff, t.m_e2,
+            g.values, g.a0, g.ha, g.hs, g.a_max, g.x_max,
+            flag, process, weight, fast["hits"], fast["e_ecal"], fast["p_true"], fast["face"],
+            fast["em"], fast["em_in_hcal"], fast["em_visible"], fast["brems_plane"],
+            fast["brems_y"],
+        )
+        slow_rows = np.flatnonzero(flag != FLAG_FAST)
+        preset = (process[slow_rows], weight[slow_rows])
+    else:
+        flag[:] = 1 - FLAG_FAST
+        slow_rows = np.arange(n)
+        preset = None
+    slow = _stage1_numpy(_beam_take(beam, slow_rows), rng, ctx, signal, unbiased, preset)
+    hits, e_ecal = fast["hits"], fast["e_ecal"]
+    s1, v1, s2 = hits[:, 0].copy(), hits[:, 1].copy(), hits[:, 2].copy()
+    s1[slow_rows], v1[slow_rows], s2[slow_rows] = slow.s1, slow.v1, slow.s2
+    e_ecal[slow_rows] = slow.e_ecal
+    return _Stage1(beam, flag, fast, slow_rows, slow, s1, v1, s2, e_ecal, ctx.ecal.n_layers)
 
 
 # ------------------------------------------------------------------------------ stage 2
@@ -918,20 +1201,27 @@ def _aprime_spectrum(mass: float, E0: float, Z: float, A: float, n: int) -> Apri
 def _chunk(kind, n, rng, ctx: _Context, signal, target, pileup: bool) -> tuple[TrueEvents, int]:
     beam = _beam_for(kind, n, rng, ctx, target)
     out = _stage1(beam, rng, ctx, signal, unbiased=False)
+    config = trigger_config(kind, ctx.params.trigger, steered=target is not None)
+    threshold = ecal_thresholds(n, config, rng)
+    alone = TriggerInputs(
+        out.s1, out.s2, out.v1, out.e_ecal, np.zeros(n, dtype=bool), np.zeros(n), np.full(n, np.nan)
+    )
+    # pile-up only adds ECAL energy and V1 vetoes: an event whose in-time particle fails
+    # alone fails with any pile-up, so pile-up particles are simulated for candidates only
+    candidate = trigger_decision(alone, config, rng, threshold)
     has_pu, dt = (
         sample_pileup(n, rng, ctx.params.beam)
         if pileup
         else (np.zeros(n, dtype=bool), np.full(n, np.nan))
     )
-    pu_rows = np.flatnonzero(has_pu)
+    pu_rows = np.flatnonzero(has_pu & candidate)
     pu_beam = sample_beam(pu_rows.size, rng, ctx.params.beam, species="mix")
     pu = _stage1(pu_beam, rng, ctx, None, unbiased=True)
     pu_v1 = np.zeros(n, dtype=bool)
     pu_e = np.zeros(n)
     pu_v1[pu_rows], pu_e[pu_rows] = pu.v1, pu.e_ecal
     inputs = TriggerInputs(out.s1, out.s2, out.v1, out.e_ecal, pu_v1, pu_e, dt)
-    config = trigger_config(kind, ctx.params.trigger, steered=target is not None)
-    sel = np.flatnonzero(trigger_decision(inputs, config, rng))
+    sel = np.flatnonzero(candidate & trigger_decision(inputs, config, rng, threshold))
     kept = out.take(sel)
     pu_index = np.full(n, -1)
     pu_index[pu_rows] = np.arange(pu_rows.size)
@@ -1001,7 +1291,7 @@ def simulate_beam(
     dimuon, upstream brems); the particles may start anywhere upstream of the ECAL.
     """
     ctx = _Context.build(geometry, field_data, params)
-    out = _stage1(beam, rng, ctx, None, unbiased=False)
+    out = _stage1(beam, rng, ctx, None, unbiased=False).take(np.arange(len(beam)))
     n = len(out)
     return TrueEvents(
         pdg=out.pdg.astype(np.int32),

@@ -26,6 +26,7 @@ temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
@@ -295,6 +296,23 @@ def simulate_run(kind: str, run: int, n_events: int, seed: int, out_raw: str | P
     summary JSON; returns the summary. ``event_source`` replaces the event
     generator (tests); ``batch_size`` is the number of truth rows per write.
     """
+    # Long-lived objects (modules, compiled kernels, conditions) are moved out of the
+    # cyclic collector's way while the run allocates: full collections otherwise rescan
+    # them every few thousand truth rows (about 5 % of the run time). Unfrozen at the end.
+    gc.freeze()
+    try:
+        return _simulate_run(kind, run, n_events, seed, out_raw, out_truth, mass_GeV=mass_GeV,
+                             batch_size=batch_size, conditions_roots=conditions_roots,
+                             condition_pins=condition_pins,
+                             true_constants_path=true_constants_path, summary_path=summary_path,
+                             setup=setup, params_path=params_path, event_source=event_source)
+    finally:
+        gc.unfreeze()
+
+
+def _simulate_run(kind, run, n_events, seed, out_raw, out_truth, *, mass_GeV, batch_size,
+                  conditions_roots, condition_pins, true_constants_path, summary_path, setup,
+                  params_path, event_source) -> dict[str, Any]:
     if kind not in RUN_KINDS:
         raise ValueError(f"unknown run kind {kind!r}; expected one of {', '.join(RUN_KINDS)}")
     if kind == "signal" and mass_GeV is None:

@@ -313,24 +313,59 @@ def _quadrant(a, b, radius):
 
 
 @nb.njit(cache=True, nogil=True)
+def _quadrant_pre(a, a_over_big_a, inv_big_a, b, b_over_big_b, inv_big_b):
+    """:func:`_quadrant` with ``A = sqrt(a^2 + R^2)``, ``B`` and their ratios precomputed."""
+    if a == 0.0 or b == 0.0:
+        return 0.0
+    return (a_over_big_a * np.arctan(b * inv_big_a) + b_over_big_b * np.arctan(a * inv_big_b)) / (
+        2.0 * np.pi
+    )
+
+
+@nb.njit(cache=True, nogil=True)
 def _cells_kernel(E, x, y, x_edges, y_edges, r_core, r_tail, p_core, out):
-    """Cell integrals from the quadrant function at the (nx+1) x (ny+1) cell corners."""
+    """Cell integrals from the quadrant function at the (nx+1) x (ny+1) cell corners.
+
+    The square roots ``A = sqrt(a^2 + R^2)`` depend on one corner coordinate only and are
+    computed once per column / row and radius.
+    """
     m, n_layers = E.shape
     nx = x_edges.shape[0] - 1
     ny = y_edges.shape[0] - 1
     corner = np.empty((nx + 1, ny + 1))
+    col = np.empty((2, 3, nx + 1))  # per radius: a, a/A, 1/A
+    row = np.empty((2, 3, ny + 1))
     for i in range(m):
         for k in range(n_layers):
             e = E[i, k]
             if e == 0.0 or not np.isfinite(x[i, k]):
                 continue
-            for ix in range(nx + 1):
-                a = x_edges[ix] - x[i, k]
+            for r in range(2):
+                radius = r_core[k] if r == 0 else r_tail[k]
+                for ix in range(nx + 1):
+                    a = x_edges[ix] - x[i, k]
+                    inv = 1.0 / np.sqrt(a * a + radius * radius)
+                    col[r, 0, ix], col[r, 1, ix], col[r, 2, ix] = a, a * inv, inv
                 for iy in range(ny + 1):
                     b = y_edges[iy] - y[i, k]
-                    corner[ix, iy] = p_core[k] * _quadrant(a, b, r_core[k]) + (
-                        1.0 - p_core[k]
-                    ) * _quadrant(a, b, r_tail[k])
+                    inv = 1.0 / np.sqrt(b * b + radius * radius)
+                    row[r, 0, iy], row[r, 1, iy], row[r, 2, iy] = b, b * inv, inv
+            w_core = p_core[k]
+            w_tail = 1.0 - p_core[k]
+            for ix in range(nx + 1):
+                for iy in range(ny + 1):
+                    value = 0.0
+                    if w_core != 0.0:  # single-component profiles skip the other one
+                        value += w_core * _quadrant_pre(
+                            col[0, 0, ix], col[0, 1, ix], col[0, 2, ix],
+                            row[0, 0, iy], row[0, 1, iy], row[0, 2, iy],
+                        )
+                    if w_tail != 0.0:
+                        value += w_tail * _quadrant_pre(
+                            col[1, 0, ix], col[1, 1, ix], col[1, 2, ix],
+                            row[1, 0, iy], row[1, 1, iy], row[1, 2, iy],
+                        )
+                    corner[ix, iy] = value
             for ix in range(nx):
                 for iy in range(ny):
                     out[i, k, ix, iy] += e * (

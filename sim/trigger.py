@@ -23,7 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TriggerConfig", "TriggerInputs", "TriggerParams", "trigger_config", "trigger_decision"]
+__all__ = [
+    "TriggerConfig",
+    "TriggerInputs",
+    "TriggerParams",
+    "ecal_thresholds",
+    "trigger_config",
+    "trigger_decision",
+]
 
 
 @dataclass(frozen=True)
@@ -78,10 +85,28 @@ def trigger_config(kind: str, params: TriggerParams, *, steered: bool = False) -
     raise ValueError(f"unknown trigger kind {kind!r}")
 
 
+def ecal_thresholds(
+    n: int, config: TriggerConfig, rng: np.random.Generator
+) -> np.ndarray | None:
+    """The smeared ECAL thresholds (GeV) of ``n`` events (None: no ECAL condition)."""
+    if config.accept_all or config.ecal_max_GeV is None:
+        return None
+    return config.ecal_max_GeV + config.threshold_smear_GeV * rng.standard_normal(n)
+
+
 def trigger_decision(
-    inputs: TriggerInputs, config: TriggerConfig, rng: np.random.Generator
+    inputs: TriggerInputs,
+    config: TriggerConfig,
+    rng: np.random.Generator,
+    threshold_GeV: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Boolean mask of triggered events."""
+    """Boolean mask of triggered events.
+
+    ``threshold_GeV``: the events' smeared ECAL thresholds if already drawn
+    (:func:`ecal_thresholds`), e.g. to decide first on the in-time particle alone:
+    pile-up only adds energy and vetoes, so an event rejected without its pile-up
+    particle is rejected with it.
+    """
     n = inputs.s1.shape[0]
     if config.accept_all:
         return np.ones(n, dtype=bool)
@@ -95,6 +120,7 @@ def trigger_decision(
         ok &= ~(inputs.v1 | (close & inputs.pileup_v1))
     if config.ecal_max_GeV is not None:
         e_sum = inputs.e_ecal_GeV + np.where(close, inputs.pileup_e_ecal_GeV, 0.0)
-        threshold = config.ecal_max_GeV + config.threshold_smear_GeV * rng.standard_normal(n)
-        ok &= e_sum < threshold
+        if threshold_GeV is None:
+            threshold_GeV = ecal_thresholds(n, config, rng)
+        ok &= e_sum < threshold_GeV
     return ok
