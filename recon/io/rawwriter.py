@@ -35,6 +35,12 @@ def _put(out, pos, value, nbytes):
         out[pos + k] = (value >> (8 * k)) & 0xFF
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _put16(out, pos, value):
+    out[pos] = value & 0xFF
+    out[pos + 1] = (value >> 8) & 0xFF
+
+
 @nb.njit(cache=True, nogil=True)
 def _write_record_headers(out, rec_off, rec_size, spill, event, time_ns, mask, n_blocks, magic):
     for i in range(rec_off.size):
@@ -65,10 +71,10 @@ def _write_block(out, block_off, source, btype, hit_start, hit_count, channel, s
         _put(out, p + 10, n_samples, 2)
         q = p + 12
         for h in range(hit_start[i], hit_start[i] + n):
-            _put(out, q, channel[h], 2)
+            _put16(out, q, channel[h])
             q += 2
             for s in range(n_samples):
-                _put(out, q, samples[h, s], 2)
+                _put16(out, q, samples[h, s])
                 q += 2
 
 
@@ -153,7 +159,7 @@ class RawWriter:
 
     def write(self, batch: EventBatch) -> None:
         if len(batch):
-            self._fh.write(encode_events(batch).tobytes())
+            self._fh.write(memoryview(encode_events(batch)))
             self.n_events += len(batch)
 
     def close(self) -> None:
