@@ -80,11 +80,12 @@ def child(raw: Path, out: Path, warmup: Path) -> None:
     db = ConditionsDB([REPO / "conditions"])
     run_decode(warmup, out, db=db, config=DecodeConfig())
     out.unlink()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     report = run_decode(raw, out, db=db, config=DecodeConfig())
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": elapsed, "events": report.events_decoded, "peak_rss_mb": rss_mb}))
+    print(json.dumps({"seconds": elapsed, "cpu_seconds": cpu, "events": report.events_decoded,
+                      "peak_rss_mb": rss_mb}))  # fmt: skip
     out.unlink()
 
 
@@ -97,12 +98,14 @@ def measure(raw: Path, out: Path, warmup: Path, repeat: int) -> dict:
         )  # fmt: skip
         runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
     seconds = statistics.median(r["seconds"] for r in runs)
+    cpu = statistics.median(r["cpu_seconds"] for r in runs)
     size_mb = raw.stat().st_size / 1e6
     return {
         "file_mb": round(size_mb, 1),
         "events": runs[0]["events"],
         "median_s": round(seconds, 3),
         "mb_per_s": round(size_mb / seconds, 1),
+        "mb_per_cpu_s": round(size_mb / cpu, 1),
         "events_per_s": round(runs[0]["events"] / seconds),
         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
     }
@@ -126,11 +129,13 @@ def main() -> None:
         raw = make_raw(args.workdir / f"decode_{int(size)}MB.na64raw", size)
         results.append(measure(raw, args.workdir / "decode.parquet", warm, args.repeat))
         print(json.dumps(results[-1]))
-    header = ("file MB", "events", "median s", "MB/s", "events/s", "peak RSS MB")
-    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (8, 8, 9, 7, 9, 12), strict=True)))
+    header = ("file MB", "events", "median s", "MB/s", "MB/cpu-s", "events/s", "peak RSS MB")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (8, 8, 9, 7, 9, 9, 12), strict=True)))
     for r in results:
-        print(f"{r['file_mb']:8.1f} {r['events']:8d} {r['median_s']:9.3f} {r['mb_per_s']:7.1f} "
-              f"{r['events_per_s']:9d} {r['peak_rss_mb']:12.1f}")  # fmt: skip
+        print(
+            f"{r['file_mb']:8.1f} {r['events']:8d} {r['median_s']:9.3f} {r['mb_per_s']:7.1f} "
+            f"{r['mb_per_cpu_s']:9.1f} {r['events_per_s']:9d} {r['peak_rss_mb']:12.1f}"
+        )
     (args.workdir / "decode.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
