@@ -23,6 +23,7 @@ include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/calorimetry.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/classify.smk"
+include: "workflow/rules/validation.smk"
 
 
 rule all:

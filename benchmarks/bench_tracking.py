@@ -1,15 +1,20 @@
-"""Benchmark of the tracking stage (clustering + space points + fit) on synthetic events.
+"""Benchmark of the tracking stage (clustering + space points + fit) on synthetic or sim events.
 
 Usage::
 
     python benchmarks/bench_tracking.py [--events 50000] [--scan]
+    python benchmarks/bench_tracking.py --digits d.parquet [--truth run.truth.parquet] \
+        --conditions conditions --conditions derived --pin strip_pedestals=v1
 
 Generates single 100 GeV beam electrons with the test generator
 (``tests/tracking/synthetic_tracker_events.py``: charge sharing, APV pulses,
 noise, 95 % plane efficiency, multiple scattering), then tracks them in a
 child process and reports CPU time per stage (events/s on one core) and the
 child's resident memory before tracking and at its peak. ``--scan`` adds
-the momentum resolution from 20 to 150 GeV.
+the momentum resolution from 20 to 150 GeV. ``--digits`` benchmarks decoded
+events of the fast simulation instead (``na64 decode`` output; strip pedestals,
+geometry, field and tracking parameters from ``--conditions``/``--pin``, as
+``na64 track``); ``--truth`` adds efficiency and resolution against the truth.
 """
 
 from __future__ import annotations
@@ -81,9 +86,58 @@ def _generate(n: int, path: Path, seed: int = 1) -> None:
     )
 
 
-def _track(path: Path) -> dict:
-    geometry, _, field, config = _setup()
-    pedestals = make_pedestal_table(geometry, np.random.default_rng(20160))
+def _sim_inputs(spec: dict):
+    """Geometry, field, tracking configuration and strip pedestals as ``na64 track`` finds them."""
+    from recon.tracking import load_strip_pedestals
+
+    db = ConditionsDB([Path(r) for r in spec["conditions"]], pins=spec["pins"])
+    setup, run = spec["setup"], spec["run"]
+    geometry = db.geometry(setup, run)
+    return (
+        geometry,
+        load_field(db, setup, run),
+        load_tracking_config(db, setup, run),
+        load_strip_pedestals(db, setup, run),
+    )
+
+
+def _convert_digits(digits: Path, truth: Path | None, path: Path) -> dict:
+    """Flat strip arrays of a decoded file (and the true momenta) into ``path`` (npz)."""
+    import awkward as ak
+
+    from recon.commands.stage import input_identity
+    from recon.io.tables import read_events
+
+    setup, run = input_identity(digits)
+    events = read_events(digits, columns=["run", "spill", "event", "strips"])
+    counts = np.asarray(ak.num(events.strips, axis=1), dtype=np.int64)
+    flat = ak.flatten(events.strips, axis=1)
+    p_GeV = np.full(len(events), np.nan)
+    if truth is not None:
+        from recon.validation.tracking import join_events
+
+        t = read_events(truth, columns=["run", "spill", "event", "p_true_GeV", "pdg", "pileup_pdg"])
+        i_e, i_t = join_events(events, t)
+        single = (np.asarray(t.pdg)[i_t] == 11) & (np.asarray(t.pileup_pdg)[i_t] == 0)
+        p_GeV[i_e[single]] = np.asarray(t.p_true_GeV)[i_t[single]]
+    np.savez(
+        path,
+        offsets=np.concatenate(([0], np.cumsum(counts))),
+        detector=np.asarray(flat.detector),
+        plane=np.asarray(flat.plane),
+        strip=np.asarray(flat.strip),
+        samples=np.asarray(ak.to_numpy(flat.samples)).reshape(-1, 3),
+        p_GeV=p_GeV,
+    )
+    return {"setup": setup, "run": run}
+
+
+def _track(path: Path, sim_spec: dict | None = None) -> dict:
+    if sim_spec is None:
+        geometry, _, field, config = _setup()
+        pedestals = make_pedestal_table(geometry, np.random.default_rng(20160))
+    else:
+        geometry, field, config, pedestals = _sim_inputs(sim_spec)
     data = np.load(path)
     offsets, det, plane, strip, samples = (
         data[k] for k in ("offsets", "detector", "plane", "strip", "samples")
@@ -122,15 +176,18 @@ def _track(path: Path) -> dict:
     t3 = time.process_time()
     cpu = {"clustering": t1 - t0, "space_points": t2 - t1, "fit": t3 - t2, "total": t3 - t0}
     ok = columns["track_ok"]
-    rel = columns["p_track_GeV"][ok] / data["p_GeV"][ok] - 1.0
+    has_truth = np.isfinite(data["p_GeV"])
+    rel = columns["p_track_GeV"][ok & has_truth] / data["p_GeV"][ok & has_truth] - 1.0
+    cpu["clustering_plus_fit"] = cpu["total"]
     return {
+        "input": "synthetic" if sim_spec is None else "simulation digits",
         "events": n,
         "strips_per_event": det.size / n,
         "cpu_s": cpu,
         "events_per_s_per_core": {k: n / v for k, v in cpu.items()},
         "peak_rss_mb": _memory_mb("VmHWM"),
         "rss_before_tracking_mb": rss_before_mb,
-        "efficiency": float(ok.mean()),
+        "efficiency": float(ok[has_truth].mean()) if has_truth.any() else float(ok.mean()),
         "sigma_p_over_p_core": float(1.4826 * np.median(np.abs(rel - np.median(rel)))),
         "bias": float(np.median(rel)),
     }
@@ -177,18 +234,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--scan", action="store_true")
+    parser.add_argument("--digits", type=Path, help="decoded simulation run (na64 decode)")
+    parser.add_argument("--truth", type=Path, help="its truth table (efficiency, resolution)")
+    parser.add_argument("--conditions", type=Path, action="append", help="conditions roots")
+    parser.add_argument("--pin", action="append", default=[], metavar="KIND=VERSION")
     parser.add_argument("--track", type=Path, help=argparse.SUPPRESS)  # child process
+    parser.add_argument("--sim-spec", help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     if args.track:
-        print(json.dumps(_track(args.track)))
+        spec = json.loads(args.sim_spec) if args.sim_spec else None
+        print(json.dumps(_track(args.track, spec)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "strips.npz"
         t0 = time.perf_counter()
-        _generate(args.events, path)
-        print(f"generated {args.events} events in {time.perf_counter() - t0:.1f} s")
+        extra = []
+        if args.digits:
+            spec = _convert_digits(args.digits, args.truth, path)
+            spec["conditions"] = [
+                str(p.resolve()) for p in (args.conditions or [REPO / "conditions"])
+            ]
+            spec["pins"] = dict(item.split("=", 1) for item in args.pin)
+            extra = ["--sim-spec", json.dumps(spec)]
+            print(f"read {args.digits} in {time.perf_counter() - t0:.1f} s")
+        else:
+            _generate(args.events, path)
+            print(f"generated {args.events} events in {time.perf_counter() - t0:.1f} s")
         child = subprocess.run(
-            [sys.executable, __file__, "--track", str(path)],
+            [sys.executable, __file__, "--track", str(path), *extra],
             check=True,
             capture_output=True,
             text=True,

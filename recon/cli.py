@@ -28,6 +28,8 @@ STAGE_COMMANDS = (
     "recon.commands.classify",
     "recon.commands.merge",
     "recon.commands.validate_calo",
+    "recon.commands.align",
+    "recon.commands.validate_track",
 )
 
 

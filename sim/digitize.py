@@ -154,6 +154,15 @@ def _sadc_norm(rise_ns: np.ndarray, decay_ns: np.ndarray) -> np.ndarray:
 
 
 @nb.njit(cache=True, nogil=True)
+def _adc_code(value, adc_max):
+    """``value`` rounded to the nearest integer and clipped to [0, adc_max], as uint16.
+
+    Truncation of ``value + 0.5`` after clipping equals ``floor(value + 0.5)`` clipped.
+    """
+    return np.uint16(min(max(value + 0.5, 0.0), adc_max))
+
+
+@nb.njit(cache=True, nogil=True)
 def _add_sadc_pulse(buf, amplitude, t_start, period, rise, decay, f_rise, f_decay):
     """Add ``amplitude [exp(-t/decay) - exp(-t/rise)]`` sampled at ``s * period``.
 
@@ -172,11 +181,13 @@ def _add_sadc_pulse(buf, amplitude, t_start, period, rise, decay, f_rise, f_deca
 
 
 @nb.njit(cache=True, nogil=True)
-def _sadc_kernel(e_in, e_pu, pu_dt, t_shift, noise_code, quantiles, gain, norm, ped_even,
-                 ped_odd, noise, rise, decay, t_start, period, adc_max, out, n_saturated):
+def _sadc_kernel(e_in, e_pu, pu_dt, t_shift, noise_code, quantiles, gain, norm, pedestal,
+                 noise, rise, decay, t_start, period, adc_max, out, n_saturated):
+    """Samples of every (event, channel); ``pedestal`` (n_ch, n_samples) even/odd per sample."""
     n, n_ch = e_in.shape
     n_samples = out.shape[2]
     buf = np.empty(n_samples)
+    top = np.uint16(adc_max)
     f_rise = np.exp(-period / rise)
     f_decay = np.exp(-period / decay)
     for i in range(n):
@@ -184,14 +195,10 @@ def _sadc_kernel(e_in, e_pu, pu_dt, t_shift, noise_code, quantiles, gain, norm, 
         n_sat = 0
         for c in range(n_ch):
             sigma = noise[c]
-            p_even = ped_even[c]
-            p_odd = ped_odd[c]
-            for s in range(0, n_samples - 1, 2):
-                buf[s] = p_even + sigma * quantiles[noise_code[i, c, s]]
-                buf[s + 1] = p_odd + sigma * quantiles[noise_code[i, c, s + 1]]
-            if n_samples % 2:
-                s = n_samples - 1
-                buf[s] = p_even + sigma * quantiles[noise_code[i, c, s]]
+            code = noise_code[i, c]
+            ped = pedestal[c]
+            for s in range(n_samples):
+                buf[s] = ped[s] + sigma * quantiles[code[s]]
             t0 = t_start[c] + t_shift[i, c]
             scale = gain[c] * norm[c]
             if e_in[i, c] > 0.0:
@@ -200,12 +207,13 @@ def _sadc_kernel(e_in, e_pu, pu_dt, t_shift, noise_code, quantiles, gain, norm, 
             if has_pu and e_pu[i, c] > 0.0:
                 _add_sadc_pulse(buf, e_pu[i, c] * scale, t0 + pu_dt[i], period, rise[c],
                                 decay[c], f_rise[c], f_decay[c])
-            saturated = False
+            row = out[i, c]
+            n_top = 0
             for s in range(n_samples):
-                v = min(max(math.floor(buf[s] + 0.5), 0.0), adc_max)
-                out[i, c, s] = np.uint16(v)
-                saturated |= v == adc_max
-            n_sat += saturated
+                v = _adc_code(buf[s], adc_max)
+                row[s] = v
+                n_top += v == top
+            n_sat += n_top > 0
         n_saturated[i] += n_sat
 
 
@@ -238,8 +246,8 @@ def sadc_samples(e_in_GeV: np.ndarray, e_pileup_GeV: np.ndarray, pileup_dt_ns: n
         _normal_quantiles(),
         channels.gain_adc_per_GeV.astype(np.float64),
         _sadc_norm(channels.rise_ns, channels.decay_ns),
-        channels.pedestal_even_adc.astype(np.float64),
-        channels.pedestal_odd_adc.astype(np.float64),
+        np.where(np.arange(config.n_samples) % 2 == 0, channels.pedestal_even_adc[:, None],
+                 channels.pedestal_odd_adc[:, None]).astype(np.float64),
         channels.noise_adc.astype(np.float64),
         channels.rise_ns.astype(np.float64),
         channels.decay_ns.astype(np.float64),
@@ -287,9 +295,11 @@ def _strip_signal_kernel(u_mm, t_hit, charge, pitch, n_strips, cloud_sigma, half
                 k_centre = int(u / pitch)
                 k_lo = max(0, k_centre - half_window)
                 k_hi = min(n_strips, k_centre + half_window + 1)
+                erf_lo = math.erf((k_lo * pitch - u) * scale)
                 for k in range(k_lo, k_hi):
-                    frac = 0.5 * (math.erf(((k + 1) * pitch - u) * scale)
-                                  - math.erf((k * pitch - u) * scale))
+                    erf_hi = math.erf(((k + 1) * pitch - u) * scale)
+                    frac = 0.5 * (erf_hi - erf_lo)
+                    erf_lo = erf_hi
                     for s in range(n_samples):
                         amp[k, s] += q * frac * time_factor[s]
                     if not touched[k]:
@@ -308,6 +318,96 @@ def _strip_signal_kernel(u_mm, t_hit, charge, pitch, n_strips, cloud_sigma, half
     return m
 
 
+@nb.njit(cache=True, nogil=True)
+def _normal_below(rng, k):
+    """Standard normal truncated to ``x < k`` (rejection: 0.13 % of draws for k = 3)."""
+    while True:
+        z = rng.standard_normal()
+        if z < k:
+            return z
+
+
+@nb.njit(cache=True, nogil=True)
+def _normal_above(rng, k):
+    """Standard normal truncated to ``x > k``, exactly.
+
+    For ``k >= 0.5`` the exponential-proposal rejection of C. P. Robert, Stat. Comput.
+    5 (1995) 121 (rate ``(k + sqrt(k^2 + 4)) / 2``, 92 % accepted at k = 3); plain
+    rejection from the normal below.
+    """
+    if k < 0.5:
+        while True:
+            z = rng.standard_normal()
+            if z > k:
+                return z
+    rate = 0.5 * (k + math.sqrt(k * k + 4.0))
+    while True:
+        x = k - math.log(1.0 - rng.random()) / rate
+        d = x - rate
+        if rng.random() <= math.exp(-0.5 * d * d):
+            return x
+
+
+@nb.njit(cache=True, nogil=True)
+def _noise_pass_samples(rng, k, cum_first, x):
+    """Fill ``x`` (n_samples, sigma units) from the normal conditioned on ``max(x) > k``.
+
+    The first sample above ``k`` is ``j`` with cumulative probabilities ``cum_first``;
+    samples before it are truncated below ``k``, sample ``j`` above ``k``, later ones free.
+    """
+    n_samples = x.shape[0]
+    u = rng.random()
+    j = 0
+    while j < n_samples - 1 and u > cum_first[j]:
+        j += 1
+    for s in range(j):
+        x[s] = _normal_below(rng, k)
+    x[j] = _normal_above(rng, k)
+    for s in range(j + 1, n_samples):
+        x[s] = rng.standard_normal()
+
+
+def _first_pass_cdf(threshold_sigma: float, n_samples: int) -> tuple[float, np.ndarray]:
+    """(probability ``1 - Phi(k)^n`` that a noise-only strip passes, cumulative P(first = j))."""
+    phi = float(ndtr(threshold_sigma))
+    p_pass = 1.0 - phi**n_samples
+    return p_pass, np.cumsum(phi ** np.arange(n_samples) * (1.0 - phi) / p_pass)
+
+
+@nb.njit(cache=True, nogil=True)
+def _noise_only_kernel(rng, count, channels, threshold, cum_first, out_event, out_channel,
+                       out_x):
+    """Noise-only strips of every event, rows sorted by event then channel; returns their number."""
+    n_ch = channels.shape[0]
+    stamp = np.full(channels.max() + 1, -1, dtype=np.int64)
+    m = 0
+    for i in range(count.shape[0]):
+        first = m
+        for _ in range(count[i]):
+            ch = channels[min(int(rng.random() * n_ch), n_ch - 1)]
+            if stamp[ch] == i:
+                continue
+            stamp[ch] = i
+            out_event[m] = i
+            out_channel[m] = ch
+            _noise_pass_samples(rng, threshold, cum_first, out_x[m])
+            m += 1
+        _sort_rows(out_channel, out_x, first, m)
+    return m
+
+
+@nb.njit(cache=True, nogil=True)
+def _sort_rows(channel, rows, lo, hi):
+    """Insertion sort of rows lo..hi-1 by channel (a few tens of rows, mostly in order)."""
+    for a in range(lo + 1, hi):
+        b = a
+        while b > lo and channel[b - 1] > channel[b]:
+            channel[b - 1], channel[b] = channel[b], channel[b - 1]
+            for s in range(rows.shape[1]):
+                rows[b - 1, s], rows[b, s] = rows[b, s], rows[b - 1, s]
+            b -= 1
+
+
 def noise_only_strips(n_events: int, channels: np.ndarray, threshold_sigma: float, n_samples: int,
                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Strips passing zero suppression on noise alone: (event, channel, x) with x in sigma units.
@@ -318,27 +418,104 @@ def noise_only_strips(n_events: int, channels: np.ndarray, threshold_sigma: floa
     conditional distribution: the first exceeding sample ``j`` has probability
     ``Phi(k)^j (1 - Phi(k)) / (1 - Phi(k)^n)``, samples before it are normal
     truncated below ``k``, sample ``j`` normal above ``k``, later ones free.
-    A strip drawn twice in one event is kept once.
+    A strip drawn twice in one event is kept once. Rows are sorted by event, channel.
+    (The zero-suppressed APV readout draws its noise strips the same way, inside
+    :func:`_apv_zs_kernel`.)
     """
-    phi = float(ndtr(threshold_sigma))
-    tail = 1.0 - phi
-    p_pass = 1.0 - phi**n_samples
+    p_pass, cum_first = _first_pass_cdf(threshold_sigma, n_samples)
     count = rng.binomial(channels.size, p_pass, size=n_events)
-    event = np.repeat(np.arange(n_events, dtype=np.int64), count)
-    channel = channels[rng.integers(0, channels.size, event.size)]
-    key = event * (int(channels.max()) + 1) + channel
-    _, first = np.unique(key, return_index=True)
-    event, channel = event[first], channel[first]
-    m = event.size
-    p_first = phi ** np.arange(n_samples) * tail / p_pass
-    j = np.minimum(np.searchsorted(np.cumsum(p_first), rng.random(m)), n_samples - 1)
-    below = ndtri((1.0 - rng.random((m, n_samples))) * phi)   # truncated below k
-    above = -ndtri((1.0 - rng.random(m)) * tail)               # truncated above k
-    free = rng.standard_normal((m, n_samples))
-    index = np.arange(n_samples)[None, :]
-    x = np.where(index < j[:, None], below, free)
-    x[np.arange(m), j] = above
-    return event, channel, x
+    total = int(count.sum())
+    event = np.empty(total, dtype=np.int64)
+    channel = np.empty(total, dtype=np.int64)
+    x = np.empty((total, n_samples))
+    m = _noise_only_kernel(rng, count, np.ascontiguousarray(channels, dtype=np.int64),
+                           float(threshold_sigma), cum_first, event, channel, x)
+    return event[:m], channel[:m], x[:m]
+
+
+@nb.njit(cache=True, nogil=True)
+def _apv_zs_kernel(rng, u_mm, t_hit, charge, pitch, n_strips, cloud_sigma, half_window, sample_t,
+                   shaping, channel_of_strip, pedestal, noise, channels, noise_count, threshold,
+                   cum_first, adc_max, out_event, out_channel, out_samples):
+    """Zero-suppressed APV hits of one station in one pass; returns the number of rows.
+
+    Per event: the noiseless amplitudes of the strips touched by the hits (as
+    :func:`_strip_signal_kernel`), their noise (standard normals) and the
+    threshold test ``max_j (signal + noise) > threshold sigma``; then
+    ``noise_count[i]`` noise-only strip draws (:func:`noise_only_strips`),
+    those landing on a strip with signal or drawn twice being dropped; rows are
+    written as ADC codes (pedestal added, rounded, clipped) and sorted by channel.
+    """
+    n, n_hits, n_planes = u_mm.shape
+    n_samples = sample_t.size
+    n_ch = channels.shape[0]
+    amp = np.zeros((n_strips, n_samples))
+    touched = np.zeros(n_strips, dtype=np.bool_)
+    touched_list = np.empty(n_strips, dtype=np.int64)
+    time_factor = np.empty(n_samples)
+    value = np.empty(n_samples)
+    x = np.empty(n_samples)
+    stamp = np.full(pedestal.shape[0], -1, dtype=np.int64)
+    scale = 1.0 / (math.sqrt(2.0) * cloud_sigma)
+    m = 0
+    for i in range(n):
+        first = m
+        for p in range(n_planes):
+            n_touched = 0
+            for h in range(n_hits):
+                u = u_mm[i, h, p]
+                q = charge[i, h, p]
+                if not (q > 0.0 and u == u):
+                    continue
+                for s in range(n_samples):
+                    time_factor[s] = _crrc(sample_t[s] - t_hit[i, h], shaping)
+                k_centre = int(u / pitch)
+                k_lo = max(0, k_centre - half_window)
+                k_hi = min(n_strips, k_centre + half_window + 1)
+                erf_lo = math.erf((k_lo * pitch - u) * scale)
+                for k in range(k_lo, k_hi):
+                    erf_hi = math.erf(((k + 1) * pitch - u) * scale)
+                    frac = 0.5 * (erf_hi - erf_lo)
+                    erf_lo = erf_hi
+                    for s in range(n_samples):
+                        amp[k, s] += q * frac * time_factor[s]
+                    if not touched[k]:
+                        touched[k] = True
+                        touched_list[n_touched] = k
+                        n_touched += 1
+            for t in range(n_touched):
+                k = touched_list[t]
+                touched[k] = False
+                ch = channel_of_strip[p, k]
+                stamp[ch] = i
+                sigma = noise[ch]
+                peak = -np.inf
+                for s in range(n_samples):
+                    v = amp[k, s] + sigma * rng.standard_normal()
+                    amp[k, s] = 0.0
+                    value[s] = v
+                    peak = max(peak, v)
+                if peak > threshold * sigma:
+                    out_event[m] = i
+                    out_channel[m] = ch
+                    for s in range(n_samples):
+                        out_samples[m, s] = _adc_code(value[s] + pedestal[ch], adc_max)
+                    m += 1
+        for _ in range(noise_count[i]):
+            ch = channels[min(int(rng.random() * n_ch), n_ch - 1)]
+            if stamp[ch] == i:
+                continue
+            stamp[ch] = i
+            _noise_pass_samples(rng, threshold, cum_first, x)
+            out_event[m] = i
+            out_channel[m] = ch
+            sigma = noise[ch]
+            ped = pedestal[ch]
+            for s in range(n_samples):
+                out_samples[m, s] = _adc_code(ped + sigma * x[s], adc_max)
+            m += 1
+        _sort_rows(out_channel, out_samples, first, m)
+    return m
 
 
 def _crossings(station: StationReadout, events: TrueEvents, config: ApvConfig,
@@ -380,40 +557,34 @@ def apv_station_hits(u_mm: np.ndarray, t_hit_ns: np.ndarray, charge_adc: np.ndar
     sample_t = config.first_sample_ns + config.sample_period_ns * np.arange(config.n_samples)
     half_window = math.ceil(4.0 * station.cloud_sigma_mm / station.pitch_mm) + 1
     capacity = u_mm.size * (2 * half_window + 1)
+    pedestal = strips.dense(strips.pedestal_adc)
+    noise = strips.dense(strips.noise_adc)
+    if zero_suppression:
+        p_pass, cum_first = _first_pass_cdf(config.zs_threshold_sigma, config.n_samples)
+        count = rng.binomial(strips.channel.size, p_pass, size=n)
+        capacity += int(count.sum())
+        event = np.empty(capacity, dtype=np.int64)
+        channel = np.empty(capacity, dtype=np.int64)
+        samples = np.empty((capacity, config.n_samples), dtype=np.uint16)
+        m = _apv_zs_kernel(rng, np.ascontiguousarray(u_mm, dtype=np.float64),
+                           np.ascontiguousarray(t_hit_ns, dtype=np.float64),
+                           np.ascontiguousarray(charge_adc, dtype=np.float64), station.pitch_mm,
+                           station.n_strips, station.cloud_sigma_mm, half_window, sample_t,
+                           config.shaping_ns, station.channel_of_strip, pedestal, noise,
+                           np.ascontiguousarray(strips.channel, dtype=np.int64), count,
+                           float(config.zs_threshold_sigma), cum_first, float(config.adc_max),
+                           event, channel, samples)
+        return event[:m], channel[:m], samples[:m]
     sig_event = np.empty(capacity, dtype=np.int64)
     sig_channel = np.empty(capacity, dtype=np.int64)
     sig_amp = np.empty((capacity, config.n_samples))
     m = _strip_signal_kernel(u_mm, t_hit_ns, charge_adc, station.pitch_mm, station.n_strips,
                              station.cloud_sigma_mm, half_window, sample_t, config.shaping_ns,
                              station.channel_of_strip, sig_event, sig_channel, sig_amp)
-    sig_event, sig_channel, sig_amp = sig_event[:m], sig_channel[:m], sig_amp[:m]
-    pedestal = strips.dense(strips.pedestal_adc)
-    noise = strips.dense(strips.noise_adc)
-    fill = _zero_suppressed if zero_suppression else _all_strips
-    event, channel, value = fill(n, sig_event, sig_channel, sig_amp, pedestal, noise,
-                                 strips.channel, config, rng)
+    event, channel, value = _all_strips(n, sig_event[:m], sig_channel[:m], sig_amp[:m], pedestal,
+                                        noise, strips.channel, config, rng)
     samples = np.clip(np.floor(value + 0.5), 0, config.adc_max).astype(np.uint16)
     return event, channel, samples
-
-
-def _zero_suppressed(n, sig_event, sig_channel, sig_amp, pedestal, noise, channels, config, rng):
-    sig_noise = noise[sig_channel][:, None] * rng.standard_normal(sig_amp.shape)
-    signal_over_ped = sig_amp + sig_noise
-    keep = signal_over_ped.max(axis=1) > config.zs_threshold_sigma * noise[sig_channel]
-    n_event, n_channel, x = noise_only_strips(n, channels, config.zs_threshold_sigma,
-                                              config.n_samples, rng)
-    width = int(channels.max()) + 1
-    sig_key = sig_event * width + sig_channel          # sorted: the kernel emits in key order
-    noise_key = n_event * width + n_channel
-    at = np.minimum(np.searchsorted(sig_key, noise_key), max(sig_key.size - 1, 0))
-    clash = sig_key[at] == noise_key if sig_key.size else np.zeros(noise_key.size, dtype=bool)
-    n_event, n_channel, x = n_event[~clash], n_channel[~clash], x[~clash]
-    event = np.concatenate([sig_event[keep], n_event])
-    channel = np.concatenate([sig_channel[keep], n_channel])
-    value = np.concatenate([signal_over_ped[keep], noise[n_channel][:, None] * x])
-    value += pedestal[channel][:, None]
-    order = np.argsort(event * width + channel, kind="stable")
-    return event[order], channel[order], value[order]
 
 
 def _all_strips(n, sig_event, sig_channel, sig_amp, pedestal, noise, channels, config, rng):

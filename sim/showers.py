@@ -487,25 +487,45 @@ def sample_visible_total(
     return total
 
 
+@nb.njit(cache=True, nogil=True)
+def _dirichlet_kernel(rng, flat, total, inv_s2, out):
+    """Per row: Gamma(mu / s^2) draws for cells with mu > 0, normalised, times the total."""
+    m, n_cells = flat.shape
+    for i in range(m):
+        norm = 0.0
+        fallback = 0.0
+        for c in range(n_cells):
+            mu = flat[i, c]
+            fallback += mu
+            d = rng.gamma(mu * inv_s2, 1.0) if mu > 0.0 else 0.0
+            out[i, c] = d
+            norm += d
+        if norm > 0.0:
+            scale = total[i] / norm
+            for c in range(n_cells):
+                out[i, c] *= scale
+        else:
+            scale = total[i] / fallback if fallback > 0.0 else total[i]
+            for c in range(n_cells):
+                out[i, c] = flat[i, c] * scale
+
+
 def dirichlet_split(
     expected: np.ndarray, total: np.ndarray, rng: np.random.Generator, stochastic: float
 ) -> np.ndarray:
     """Split ``total`` (m,) over cells with the sampling fluctuations of ``expected`` (m, ...).
 
     Independent Gamma(mu_cell / s^2) draws normalised per event: the Dirichlet
-    distribution of independent sampling fluctuations conditioned on their sum.
+    distribution of independent sampling fluctuations conditioned on their sum
+    (one numba pass, the draws in cell order; cells with mu <= 0 draw nothing). If
+    every draw is zero the split follows ``expected``.
     """
     m = expected.shape[0]
-    flat = expected.reshape(m, -1)
-    draws = rng.gamma(np.maximum(flat, 0.0) / stochastic**2)
-    norm = draws.sum(axis=1, keepdims=True)
-    fallback = flat.sum(axis=1, keepdims=True)
-    share = np.where(
-        norm > 0,
-        draws / np.where(norm > 0, norm, 1.0),
-        flat / np.where(fallback > 0, fallback, 1.0),
-    )
-    return (share * total[:, None]).reshape(expected.shape)
+    flat = np.ascontiguousarray(expected.reshape(m, -1), dtype=np.float64)
+    out = np.empty_like(flat)
+    _dirichlet_kernel(rng, flat, np.ascontiguousarray(total, dtype=np.float64),
+                      1.0 / stochastic**2, out)
+    return out.reshape(expected.shape)
 
 
 def moyal(rng: np.random.Generator, size) -> np.ndarray:

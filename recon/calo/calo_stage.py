@@ -122,19 +122,15 @@ class CaloOutput:
 
 def _waveforms(hits: dict[str, SadcHits], conditions: CaloConditions,
                config: CaloConfig) -> dict[str, WaveformResult]:
-    """All channels of the chunk through one kernel call; results split back per group."""
-    samples = np.concatenate([hits[g].samples for g in GROUPS])
-    template = np.concatenate([np.full(hits[g].channel_index.size, conditions.templates.index(g))
-                               for g in GROUPS])
-    pedestal = np.concatenate([conditions.pedestals.groups[g].pedestal_adc[hits[g].channel_index]
-                               for g in GROUPS])
-    noise = np.concatenate([conditions.pedestals.groups[g].channel_noise_adc[hits[g].channel_index]
-                            for g in GROUPS])
-    result = reconstruct_waveforms(samples, template, pedestal, noise,
-                                   conditions.templates.shapes, conditions.timing, config.waveform)
-    bounds = np.cumsum([0] + [hits[g].channel_index.size for g in GROUPS])
-    return {g: WaveformResult(**{k: v[bounds[i]:bounds[i + 1]] for k, v in vars(result).items()})
-            for i, g in enumerate(GROUPS)}
+    """The channels of each group through the waveform kernel (conditions by channel index)."""
+    out = {}
+    for g in GROUPS:
+        pedestals = conditions.pedestals.groups[g]
+        out[g] = reconstruct_waveforms(hits[g].samples, conditions.templates.index(g),
+                                       pedestals.pedestal_adc, pedestals.channel_noise_adc,
+                                       conditions.templates.shapes, conditions.timing,
+                                       config.waveform, channel_index=hits[g].channel_index)
+    return out
 
 
 def _calibrated(hits: SadcHits, fit: WaveformResult, gain: np.ndarray,

@@ -77,7 +77,7 @@ import numpy as np
 
 from recon.calo.sadc_channels import GROUPS, SadcLayout, sadc_hits
 from recon.calo.sadc_pedestals import SadcPedestals
-from recon.calo.waveform import PulseShapes, SadcTiming, reconstruct_waveforms
+from recon.calo.waveform import PulseShapes, SadcTiming, WaveformConfig, reconstruct_waveforms
 from recon.conditions import ConditionRecord, ConditionsDB
 
 __all__ = [
@@ -336,6 +336,12 @@ def fit_shaper_constants(samples: np.ndarray, pedestal_adc: np.ndarray, noise_ad
     return float(rise), float(decay), float(best.fun)
 
 
+# the template derivation judges shapes by the reconstruction's fit: the full-precision
+# variant (fine time grid, Gauss-Newton for every pulse; the stage's defaults skip it below
+# 20 sigma for speed, which would bias the phases and the chi2 of small pulses)
+_PRECISE_FIT = WaveformConfig(scan_step_ns=2.5, scan_half_range_ns=12.5, newton_min_sigma=0.0)
+
+
 def _phase_nonuniformity(values, samples, pedestal_adc, noise_adc, timing, grid) -> float:
     """Kuiper distance (N.H. Kuiper, Proc. KNAW A63 (1960) 38) between the pulses' sampling
     phases (peak time modulo the period, from the fit with template ``values``) and a uniform
@@ -343,7 +349,7 @@ def _phase_nonuniformity(values, samples, pedestal_adc, noise_adc, timing, grid)
     shapes = PulseShapes(np.asarray(values, dtype=np.float64)[None, :], float(grid[0]),
                          float(grid[1] - grid[0]))
     fit = reconstruct_waveforms(samples, np.zeros(samples.shape[0], dtype=np.int64), pedestal_adc,
-                                noise_adc, shapes, timing)
+                                noise_adc, shapes, timing, _PRECISE_FIT)
     phase = np.sort(np.mod(fit.t_ns[np.isfinite(fit.t_ns)], timing.sample_period_ns))
     if phase.size == 0:
         return 0.0
@@ -358,7 +364,7 @@ def _summed_chi2(values, samples, pedestal_adc, noise_adc, timing, grid) -> floa
     shapes = PulseShapes(np.asarray(values, dtype=np.float64)[None, :], float(grid[0]),
                          float(grid[1] - grid[0]))
     fit = reconstruct_waveforms(samples, np.zeros(samples.shape[0], dtype=np.int64), pedestal_adc,
-                                noise_adc, shapes, timing)
+                                noise_adc, shapes, timing, _PRECISE_FIT)
     return float(np.sum(np.minimum(fit.chi2_ndf, 1e4)))
 
 

@@ -11,7 +11,9 @@ Per channel:
    noise sigmas from its parity mean) or their mean moved by more than
    ``pedestal_shift_sigma`` noise sigmas from the pedestal-run reference (a
    pulse sits early), the reference values of the ``sadc_pedestals``
-   condition are used instead (flag ``PEDESTAL_FALLBACK``).
+   condition are used instead (flag ``PEDESTAL_FALLBACK``). When they agree
+   with the references within ``pedestal_agree_sigma`` times their statistical
+   error, the references are used too (less noise, no flag).
 2. **Maximum.** ``amplitude_max_adc`` is the largest pedestal-subtracted sample.
 3. **Template fit.** The pulse is modelled as ``s_k = A T(t_k - t_peak)`` with
    ``T`` the detector's pulse template (peak 1 at ``tau = 0``, condition
@@ -21,7 +23,8 @@ Per channel:
    over the fit window (``fit_samples_before``/``after`` the maximum,
    saturated samples excluded, so a saturated pulse is extrapolated by its
    template). The chi2 minimum of the grid is refined by a parabola through
-   its two neighbours, and the amplitude is recomputed at the refined time.
+   its two neighbours, then (above ``newton_min_sigma``) by Gauss-Newton steps
+   on amplitude and time; the amplitude is that of the refined time.
    ``t_ns`` is the peak time relative to the trigger: the fitted peak time
    minus ``in_time_sample * sample_period_ns`` (0 for an in-time pulse).
 4. **No signal.** Below ``signal_threshold_sigma`` noise sigmas the channel
@@ -104,14 +107,16 @@ class WaveformConfig:
     n_pedestal_samples: int = 6
     pedestal_flatness_sigma: float = 5.0
     pedestal_shift_sigma: float = 8.0
+    pedestal_agree_sigma: float = 3.0
     signal_threshold_sigma: float = 5.0
     fit_samples_before: int = 3
     fit_samples_after: int = 5
-    scan_half_range_ns: float = 12.5
-    scan_step_ns: float = 2.5
+    scan_half_range_ns: float = 10.0
+    scan_step_ns: float = 5.0
     refine_step_ns: float = 2.5
     n_newton: int = 4
     newton_tolerance_ns: float = 0.01
+    newton_min_sigma: float = 20.0
     pileup_threshold_sigma: float = 6.0
     pileup_threshold_fraction: float = 0.08
 
@@ -172,8 +177,21 @@ def _template_at(values, m, tau, t_first, inv_step):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _pedestals(samples, i, n_ped, ref_even, ref_odd, noise, flat_sigma, shift_sigma):
-    """Even and odd pedestals of waveform ``i`` and whether the reference was used."""
+def _pedestals(samples, i, n_ped, ref_even, ref_odd, noise, flat_sigma, shift_sigma,
+               agree_even, agree_odd):
+    """Even and odd pedestals of waveform ``i`` (ADC) and whether the fallback was used.
+
+    The pre-sample means (``n_ped`` samples, half per parity) are replaced by
+    the pedestal-run references (a) as a fallback when the pre-samples are not
+    flat or moved by more than ``shift_sigma`` noise sigmas, and (b) when they
+    agree with the references within ``agree_sigma`` times their own
+    statistical error ``noise / sqrt(n_ped / 2)``: a per-event mean of 3
+    samples per parity carries ``sigma / sqrt(3)`` of noise into every sample
+    of the fit window (fully correlated), the dominant electronics-noise term
+    of a 72-cell ECAL sum. A genuine pedestal shift (beyond ``agree_sigma``)
+    still uses the event's own estimate. ``agree_even``/``agree_odd`` are
+    ``agree_sigma / sqrt(n)`` of each parity (precomputed; 0 disables (b)).
+    """
     sum_e = 0.0
     sum_o = 0.0
     for k in range(0, n_ped, 2):
@@ -190,6 +208,10 @@ def _pedestals(samples, i, n_ped, ref_even, ref_odd, noise, flat_sigma, shift_si
     shifted = max(abs(ped_e - ref_even), abs(ped_o - ref_odd)) > shift_sigma * noise
     if worst > flat_sigma * noise or shifted:
         return ref_even, ref_odd, True
+    if abs(ped_e - ref_even) < agree_even * noise and abs(ped_o - ref_odd) < agree_odd * noise:
+        # the pre-samples agree with the reference within their own statistical error:
+        # the (much more precise) reference is the better estimate of this event's pedestal
+        return ref_even, ref_odd, False
     return ped_e, ped_o, False
 
 
@@ -346,6 +368,19 @@ def _has_second_pulse(s, usable, a, t_peak, period, values, m, t_first, inv_step
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
+def _raw_maxima(samples, i):
+    """Largest raw even and odd samples of waveform ``i`` (ADC counts, integers)."""
+    max_e = np.int64(0)
+    max_o = np.int64(0)
+    for k in range(0, samples.shape[1] - 1, 2):
+        max_e = max(max_e, np.int64(samples[i, k]))
+        max_o = max(max_o, np.int64(samples[i, k + 1]))
+    if samples.shape[1] & 1:
+        max_e = max(max_e, np.int64(samples[i, samples.shape[1] - 1]))
+    return max_e, max_o
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_FAST)
 def _subtract(samples, i, ped_e, ped_o, s):
     """Pedestal-subtracted samples into ``s``; (index and value of the maximum, largest raw)."""
     n_samples = s.size
@@ -374,6 +409,8 @@ class _Settings(NamedTuple):
     n_ped: int
     flat_sigma: float
     shift_sigma: float
+    agree_even: float
+    agree_odd: float
     signal_sigma: float
     before: int
     after: int
@@ -382,14 +419,21 @@ class _Settings(NamedTuple):
     pileup_fraction: float
     n_newton: int
     newton_tolerance: float
+    newton_min_sigma: float
     t_first: float
     inv_step: float
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _fit_pulse(s, usable, centre, k_max, n_samples, m, noise, saturated, cfg, values, derivs,
-               table, table_norm, shifts, chi2):
-    """Template fit of a pulse around ``centre``: (A, t_peak_ns, resid, n, flags)."""
+def _fit_pulse(s, usable, centre, k_max, s_max, n_samples, m, noise, saturated, cfg, values,
+               derivs, table, table_norm, shifts, chi2):
+    """Template fit of a pulse around ``centre``: (A, t_peak_ns, resid, n, flags).
+
+    Gauss-Newton refinement only for pulses above ``newton_min_sigma`` noise
+    sigmas (or saturated): below, the noise (> 3 % of A) dominates the
+    ~0.5 % amplitude error of the grid-and-parabola time.
+    """
+    n_newton = cfg.n_newton if (saturated or s_max >= cfg.newton_min_sigma * noise) else 0
     flags = 16 if k_max == 0 or k_max == n_samples - 1 else 0
     first = max(centre - cfg.before, 0)
     last = min(centre + cfg.after, n_samples - 1)
@@ -399,7 +443,7 @@ def _fit_pulse(s, usable, centre, k_max, n_samples, m, noise, saturated, cfg, va
     a, shift, resid, n = _gauss_newton(s, usable, first, last, centre,
                                        _refine(best, chi2, shifts), cfg.period, values, derivs, m,
                                        cfg.t_first, cfg.inv_step, cfg.refine_step,
-                                       cfg.n_newton, cfg.newton_tolerance)
+                                       n_newton, cfg.newton_tolerance)
     t_peak = centre * cfg.period + shift
     threshold = cfg.pileup_sigma * noise + cfg.pileup_fraction * abs(a)
     if _has_second_pulse(s, usable, a, t_peak, cfg.period, values, m, cfg.t_first, cfg.inv_step,
@@ -409,24 +453,45 @@ def _fit_pulse(s, usable, centre, k_max, n_samples, m, noise, saturated, cfg, va
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _waveform_kernel(samples, template_index, ref_ped, ref_noise, values, derivs, table,
-                     table_norm, shifts, cfg, out_ped_e, out_ped_o, out_amax, out_amp, out_t,
-                     out_chi2,
-                     out_flags):
+def _waveform_kernel(samples, template_index, template_stride, channel_index, ref_ped, ref_noise,
+                     values, derivs, table, table_norm, shifts, cfg, out_ped_e, out_ped_o,
+                     out_amax, out_amp, out_t, out_chi2, out_flags):
+    """Every channel ``i``: template row ``template_index[i * template_stride]``, references
+    ``ref_ped[channel_index[i]]`` (even, odd) and ``ref_noise[channel_index[i]]``."""
     n_samples = samples.shape[1]
     s = np.empty(n_samples)
     usable = np.ones(n_samples, dtype=np.bool_)
     chi2 = np.empty(shifts.size)
     j_zero = shifts.size // 2
+    k0 = cfg.in_time_sample
+    first0 = max(k0 - cfg.before, 0)
+    last0 = min(k0 + cfg.after, n_samples - 1)
     for i in range(samples.shape[0]):
-        m = template_index[i]
-        noise = ref_noise[i]
-        ped_e, ped_o, fallback = _pedestals(samples, i, cfg.n_ped, ref_ped[i, 0], ref_ped[i, 1],
-                                            noise, cfg.flat_sigma, cfg.shift_sigma)
+        m = template_index[i * template_stride]
+        c = channel_index[i]
+        noise = ref_noise[c]
+        ped_e, ped_o, fallback = _pedestals(samples, i, cfg.n_ped, ref_ped[c, 0], ref_ped[c, 1],
+                                            noise, cfg.flat_sigma, cfg.shift_sigma,
+                                            cfg.agree_even, cfg.agree_odd)
         flags = 4 if fallback else 0
-        k_max, s_max, raw_max = _subtract(samples, i, ped_e, ped_o, s)
         out_ped_e[i] = ped_e
         out_ped_o[i] = ped_o
+        max_e, max_o = _raw_maxima(samples, i)
+        if max(max_e - ped_e, max_o - ped_o) < cfg.signal_sigma * noise and max(
+                max_e, max_o) < cfg.adc_max:
+            # no pulse (the majority of channels, ~75 % in a 100 GeV shower event): the
+            # amplitude at the nominal in-time position, only the fit window subtracted
+            for k in range(first0, last0 + 1):
+                s[k] = samples[i, k] - (ped_o if k & 1 else ped_e)
+            a, resid, n = _fit_on_grid(s, usable, first0, last0, k0, cfg.before, table, m,
+                                       j_zero)
+            out_amax[i] = max(max_e - ped_e, max_o - ped_o)
+            out_amp[i] = a
+            out_t[i] = np.nan
+            out_chi2[i] = resid / (noise * noise) / max(n - 1, 1)
+            out_flags[i] = flags | 8
+            continue
+        k_max, s_max, raw_max = _subtract(samples, i, ped_e, ped_o, s)
         out_amax[i] = s_max
         saturated = raw_max >= cfg.adc_max
         centre = k_max
@@ -437,18 +502,8 @@ def _waveform_kernel(samples, template_index, ref_ped, ref_noise, values, derivs
             while centre + 1 < n_samples and not usable[centre + 1]:
                 centre += 1
             centre = (k_max + centre) // 2  # middle of the saturated plateau
-        if s_max < cfg.signal_sigma * noise:
-            k0 = cfg.in_time_sample
-            a, resid, n = _fit_on_grid(s, usable, max(k0 - cfg.before, 0),
-                                       min(k0 + cfg.after, n_samples - 1), k0, cfg.before, table,
-                                       m, j_zero)
-            out_amp[i] = a
-            out_t[i] = np.nan
-            out_chi2[i] = resid / (noise * noise) / max(n - 1, 1)
-            out_flags[i] = flags | 8
-            continue
-        a, t_peak, resid, n, fit_flags = _fit_pulse(s, usable, centre, k_max, n_samples, m, noise,
-                                                    saturated, cfg, values, derivs, table,
+        a, t_peak, resid, n, fit_flags = _fit_pulse(s, usable, centre, k_max, s_max, n_samples, m,
+                                                    noise, saturated, cfg, values, derivs, table,
                                                     table_norm, shifts, chi2)
         out_amp[i] = a
         out_t[i] = t_peak - cfg.in_time_sample * cfg.period
@@ -458,10 +513,11 @@ def _waveform_kernel(samples, template_index, ref_ped, ref_noise, values, derivs
             usable[:] = True
 
 
-def reconstruct_waveforms(samples: np.ndarray, template_index: np.ndarray,
+def reconstruct_waveforms(samples: np.ndarray, template_index: np.ndarray | int,
                           reference_pedestal_adc: np.ndarray, reference_noise_adc: np.ndarray,
                           shapes: PulseShapes, timing: SadcTiming,
-                          config: WaveformConfig = WaveformConfig()) -> WaveformResult:
+                          config: WaveformConfig = WaveformConfig(),
+                          channel_index: np.ndarray | None = None) -> WaveformResult:
     """Reconstruct every SADC channel of a chunk.
 
     Parameters
@@ -469,11 +525,16 @@ def reconstruct_waveforms(samples: np.ndarray, template_index: np.ndarray,
     samples
         (n, n_samples) uint16 raw counts.
     template_index
-        (n,) row of ``shapes.values`` to fit each channel with.
+        (n,) row of ``shapes.values`` to fit each channel with, or one int for all.
     reference_pedestal_adc
-        (n, 2) even and odd pedestal-run references; NaN disables the fallback.
+        (n, 2) even and odd pedestal-run references (ADC counts); NaN disables the
+        fallback. With ``channel_index``: a (n_table, 2) table indexed by it.
     reference_noise_adc
-        (n,) pedestal noise sigma (counts), the unit of every threshold and of the chi2.
+        (n,) pedestal noise sigma (counts), the unit of every threshold and of the
+        chi2; with ``channel_index`` a (n_table,) table.
+    channel_index
+        optional (n,) row of the reference tables of each channel (avoids gathering
+        per-channel copies of the conditions).
     """
     samples = np.ascontiguousarray(samples, dtype=np.uint16)
     n = samples.shape[0]
@@ -496,16 +557,23 @@ def reconstruct_waveforms(samples: np.ndarray, template_index: np.ndarray,
         period=timing.sample_period_ns, adc_max=timing.adc_max,
         in_time_sample=timing.in_time_sample, n_ped=config.n_pedestal_samples,
         flat_sigma=config.pedestal_flatness_sigma, shift_sigma=config.pedestal_shift_sigma,
+        agree_even=config.pedestal_agree_sigma / np.sqrt((config.n_pedestal_samples + 1) // 2),
+        agree_odd=config.pedestal_agree_sigma / np.sqrt(max(config.n_pedestal_samples // 2, 1)),
         signal_sigma=config.signal_threshold_sigma, before=config.fit_samples_before,
         after=config.fit_samples_after, refine_step=config.refine_step_ns,
         pileup_sigma=config.pileup_threshold_sigma,
         pileup_fraction=config.pileup_threshold_fraction, n_newton=config.n_newton,
-        newton_tolerance=config.newton_tolerance_ns, t_first=float(shapes.t_first_ns),
+        newton_tolerance=config.newton_tolerance_ns, newton_min_sigma=config.newton_min_sigma,
+        t_first=float(shapes.t_first_ns),
         inv_step=1.0 / shapes.step_ns,
     )
     values = np.ascontiguousarray(shapes.values, dtype=np.float64)
+    templates = np.ascontiguousarray(np.atleast_1d(template_index), dtype=np.int64)
+    if channel_index is None:
+        channel_index = np.arange(n, dtype=np.int64)
     _waveform_kernel(
-        samples, np.ascontiguousarray(template_index, dtype=np.int64),
+        samples, templates, 0 if templates.size == 1 and np.ndim(template_index) == 0 else 1,
+        np.ascontiguousarray(channel_index),
         np.ascontiguousarray(reference_pedestal_adc, dtype=np.float64),
         np.ascontiguousarray(reference_noise_adc, dtype=np.float64),
         values, np.gradient(values, shapes.step_ns, axis=1), table, (table**2).sum(axis=2),

@@ -82,7 +82,10 @@ class ConditionsDB:
     """
 
     def __init__(self, roots: Iterable[str | Path], *, pins: Mapping[str, str] | None = None):
-        self.roots = tuple(Path(r) for r in roots)
+        unique: dict[Path, Path] = {}
+        for root in map(Path, roots):  # the same directory named twice is searched once
+            unique.setdefault(root.resolve(), root)
+        self.roots = tuple(unique.values())
         self.pins = dict(pins or {})
         self._documents: dict[Path, dict[str, Any]] = {}
 

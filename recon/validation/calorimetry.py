@@ -265,6 +265,28 @@ def cell_closure(e_reco: np.ndarray, flags: np.ndarray, e_true: np.ndarray, min_
     return median, n
 
 
+def scan_statistical_error(e_true: np.ndarray, n_section: int) -> np.ndarray:
+    """Expected relative error of a per-cell *median* of the preshower share in the scan.
+
+    Per preshower cell ``c``: over the scan events aimed at ``c`` (largest true
+    main-section deposit in ``c``), ``1.2533 * sigma(f) / median(f) / sqrt(n)``
+    with ``f`` the true preshower energy of ``c`` over the event's total true
+    energy (the longitudinal fluctuation the derivation cannot average away
+    with ``n`` events). NaN below 20 events. ``e_true``: (n, 2 * n_section) GeV.
+    """
+    target = np.argmax(e_true[:, n_section:], axis=1)
+    total = e_true.sum(axis=1)
+    out = np.full(n_section, np.nan)
+    for c in range(n_section):  # 36 cells
+        mine = (target == c) & (total > 0)
+        if mine.sum() < 20:
+            continue
+        f = e_true[mine, c] / total[mine]
+        _, width = _robust_width(f)
+        out[c] = 1.2533 * width / np.median(f) / np.sqrt(mine.sum())
+    return out
+
+
 def _robust_width(x: np.ndarray) -> tuple[float, float]:
     q16, q50, q84 = np.percentile(x, [16, 50, 84])
     return float(q50), float(0.5 * (q84 - q16))
@@ -400,6 +422,21 @@ def validate_calorimetry(*, true: dict[str, TrueSadcConstants], pedestals, ecal_
                                                       acceptance.gain_tolerance)}
         gains[name]["amplitude_factor_mean"] = float(np.nanmean(factor[cells]))
         gains[name]["amplitude_factor_phase_rms"] = float(np.nanmean(factor_rms[cells]))
+    if ecal_shape[0] == 2:
+        # preshower: the derivation's statistical limit per cell, and the pulls
+        expected = scan_statistical_error(e_true[clean], n_section)
+        pre = closure_all[:n_section]
+        pull = (pre - np.nanmean(pre)) / expected
+        gains["preshower"]["statistics"] = {
+            "expected_error_per_cell_median": float(np.nanmedian(expected)),
+            "pull_rms": float(np.sqrt(np.nanmean(pull ** 2))),
+            "mean_error": float(np.nanstd(pre) / np.sqrt(np.isfinite(pre).sum()))}
+        # tower (preshower + main of one cell): what a preshower error does to cell energies
+        tower, _ = cell_closure(e_reco[clean, :n_section] + e_reco[clean, n_section:],
+                                flags[clean, :n_section] | flags[clean, n_section:],
+                                e_true[clean, :n_section] + e_true[clean, n_section:],
+                                acceptance.closure_min_true_GeV[1])
+        gains["tower"] = {"closure": _spread(tower)}
     figures["ecal_gains"] = gains
     arrays["closure"] = closure_all.reshape(ecal_shape)
     # linearity and resolution from electron showers
@@ -413,6 +450,8 @@ def validate_calorimetry(*, true: dict[str, TrueSadcConstants], pedestals, ecal_
                                  edges)
     a, b, a_err, b_err = fit_resolution(resolution["energy"], resolution["resolution"],
                                         resolution["resolution_error"])
+    true_fit = fit_resolution(resolution["energy"], resolution["true_resolution"],
+                              resolution["resolution_error"])
     goal = np.hypot(acceptance.stochastic_goal / np.sqrt(resolution["energy"]),
                     acceptance.constant_goal)
     rel = resolution["resolution"] / goal - 1.0
@@ -431,6 +470,8 @@ def validate_calorimetry(*, true: dict[str, TrueSadcConstants], pedestals, ecal_
         "reco_term": resolution["reco_term"].tolist(),
         "goal_sigma_over_E": goal.tolist(), "n": resolution["n"].tolist(),
         "fit": {"stochastic": a, "stochastic_error": a_err, "constant": b, "constant_error": b_err},
+        "true_fit": dict(zip(("stochastic", "constant", "stochastic_error", "constant_error"),
+                             true_fit, strict=True)),
         "max_relative_excess": float(np.nanmax(rel)),
         "pass": bool(np.nanmax(np.abs(rel)) < acceptance.resolution_tolerance)}
     arrays["linearity"], arrays["resolution"] = linearity, resolution

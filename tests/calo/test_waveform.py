@@ -9,25 +9,74 @@ from tests.calo.calo_synthetic import RISE_NS, TIMING, analytic_shapes, waveform
 NOISE_ADC = 2.0
 
 
-def _reconstruct(amplitude, t_ns, rng, rise=RISE_NS["ecal"], pedestal=None, reference=None):
+def _reconstruct(amplitude, t_ns, rng, rise=RISE_NS["ecal"], pedestal=None, reference=None,
+                 config=None):
     n = np.shape(amplitude)[0]
     pedestal = rng.uniform(100.0, 300.0, size=(n, 2)) if pedestal is None else pedestal
     noise = np.full(n, NOISE_ADC)
     raw = waveforms(amplitude, t_ns, pedestal, noise, rise, rng)
     reference = pedestal if reference is None else reference
     result = reconstruct_waveforms(raw, np.zeros(n, dtype=np.int64), reference, noise,
-                                   analytic_shapes(), TIMING)
+                                   analytic_shapes(), TIMING, config or WaveformConfig())
     return result, pedestal, raw
 
 
 def test_pedestals_from_pre_samples_are_unbiased():
     rng = np.random.default_rng(11)
-    result, pedestal, _ = _reconstruct(rng.uniform(50, 2000, 4000), rng.uniform(-5, 5, 4000), rng)
+    result, pedestal, _ = _reconstruct(rng.uniform(50, 2000, 4000), rng.uniform(-5, 5, 4000), rng,
+                                       config=WaveformConfig(pedestal_agree_sigma=0.0))
     for got, true in ((result.pedestal_even_adc, pedestal[:, 0]),
                       (result.pedestal_odd_adc, pedestal[:, 1])):
         residual = got - true
         assert abs(residual.mean()) < 0.1  # counts; 3 samples per parity: sigma 2/sqrt(3)
         assert residual.std() == pytest.approx(NOISE_ADC / np.sqrt(3), rel=0.1)
+
+
+def test_reference_pedestals_used_when_pre_samples_agree():
+    rng = np.random.default_rng(14)
+    n = 4000
+    amplitude, t = rng.uniform(50, 2000, n), rng.uniform(-5, 5, n)
+    result, pedestal, _ = _reconstruct(amplitude, t, rng)
+    exact = np.abs(result.pedestal_even_adc - pedestal[:, 0]) < 1e-3
+    assert exact.mean() > 0.98  # 3 sigma agreement on both parities: ~99.5 %
+    assert not np.any(result.flags & WaveformFlag.PEDESTAL_FALLBACK)
+    # a reference 5 counts off (4.3 sigma of the 3-sample mean, below the 8-sigma fallback):
+    # the event's own pre-samples are used
+    shifted = pedestal + 5.0
+    result, pedestal, _ = _reconstruct(amplitude, t, rng, pedestal=pedestal, reference=shifted)
+    residual = result.pedestal_even_adc - pedestal[:, 0]
+    assert abs(np.median(residual)) < 0.2
+    assert np.mean(np.abs(residual) > 4.0) < 0.2
+    assert not np.any(result.flags & WaveformFlag.PEDESTAL_FALLBACK)
+
+
+def test_reference_pedestals_lower_the_amplitude_noise():
+    rng = np.random.default_rng(15)
+    n = 4000
+    zeros = np.zeros(n)
+    pedestal = rng.uniform(100.0, 300.0, size=(n, 2))
+    default, _, _ = _reconstruct(zeros, zeros, np.random.default_rng(16), pedestal=pedestal)
+    own, _, _ = _reconstruct(zeros, zeros, np.random.default_rng(16), pedestal=pedestal,
+                             config=WaveformConfig(pedestal_agree_sigma=0.0))
+    # the per-event pedestal error (sigma/sqrt(3), correlated over the window) is gone
+    assert default.amplitude_adc.std() < 0.8 * own.amplitude_adc.std()
+    assert abs(default.amplitude_adc.mean()) < 0.1
+
+
+def test_channel_index_tables_and_scalar_template_match_per_channel_inputs():
+    rng = np.random.default_rng(17)
+    n_table, n = 10, 3000
+    table_ped = rng.uniform(100.0, 300.0, size=(n_table, 2))
+    table_noise = rng.uniform(1.0, 3.0, n_table)
+    index = rng.integers(0, n_table, n).astype(np.int32)
+    raw = waveforms(rng.uniform(0, 1500, n), rng.uniform(-5, 5, n), table_ped[index],
+                    table_noise[index], RISE_NS["ecal"], rng)
+    a = reconstruct_waveforms(raw, np.zeros(n, dtype=np.int64), table_ped[index],
+                              table_noise[index], analytic_shapes(), TIMING)
+    b = reconstruct_waveforms(raw, 0, table_ped, table_noise, analytic_shapes(), TIMING,
+                              channel_index=index)
+    for name in ("amplitude_adc", "t_ns", "flags", "pedestal_even_adc", "chi2_ndf"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
 
 
 def test_early_pulse_falls_back_to_reference_pedestals():

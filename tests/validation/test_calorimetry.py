@@ -111,3 +111,18 @@ def test_mip_peak_figures():
     figures = mip_peak_figures(mip, mip)
     assert figures["max_abs_deviation"] < 0.02
     assert figures["pass"]
+
+
+def test_scan_statistical_error_of_the_preshower_median():
+    from recon.validation.calorimetry import scan_statistical_error
+
+    rng = np.random.default_rng(5)
+    n_section, n_per = 4, 400
+    target = np.repeat(np.arange(n_section), n_per)
+    e_true = np.zeros((target.size, 2 * n_section))
+    share = rng.normal(0.03, 0.015, target.size).clip(0.001)  # ~50 % fluctuation
+    e_true[np.arange(target.size), n_section + target] = 80.0
+    e_true[np.arange(target.size), target] = share * 100.0
+    expected = scan_statistical_error(e_true, n_section)
+    # 1.2533 * 0.5 / sqrt(400) ~ 3.1 % (share of the total, not of 100 GeV: a little more)
+    assert np.all((expected > 0.025) & (expected < 0.04))

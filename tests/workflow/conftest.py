@@ -23,14 +23,16 @@ def write_config(workdir: Path, *, drop: tuple[str, ...] = (), **overrides) -> d
     return config
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile with ``workdir`` as working directory."""
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, snakefile: Path = REPO / "Snakefile"
+) -> subprocess.CompletedProcess:
+    """Run a Snakefile (the repository's by default) with ``workdir`` as working directory."""
     exe = shutil.which("snakemake") or f"{sys.executable} -m snakemake"
     env = {**os.environ, "CONDOR_CONFIG": os.devnull}
     command = [
         *exe.split(),
         "--snakefile",
-        str(REPO / "Snakefile"),
+        str(snakefile),
         "--directory",
         str(workdir),
         *args,

@@ -17,12 +17,15 @@ DERIVATIONS = {
 }
 
 
+# the code each derivation runs (an edit elsewhere does not rerun it)
+DERIVATION_CODE = {kind: "recon/calo" for kind in DERIVATIONS} | {"strip_pedestals": "recon/tracking/strip_pedestals.py"}
+
+
 def calibration_outputs():
     if not DERIVES:
         return []
-    version = CAL["version"]
     return [derived_condition(k) for k in DERIVATIONS] + [
-        f"{CAL_PLOTS}/{k}_{version}.{ext}" for k in DERIVATIONS for ext in ("png", "summary.json")
+        f"{CAL_PLOTS}/{k}_{calibration_version(k)}.{ext}" for k in DERIVATIONS for ext in ("png", "summary.json")
     ]
 
 
@@ -37,21 +40,19 @@ for _kind, (_cli, _dataset_key, _needs) in (DERIVATIONS.items() if DERIVES else 
                 needs=[derived_condition(k) for k in _needs],
             output:
                 condition=derived_condition(_kind),
-                plot=f"{CAL_PLOTS}/{_kind}_{CAL['version']}.png",
-                summary=f"{CAL_PLOTS}/{_kind}_{CAL['version']}.summary.json",
+                plot=f"{CAL_PLOTS}/{_kind}_{calibration_version(_kind)}.png",
+                summary=f"{CAL_PLOTS}/{_kind}_{calibration_version(_kind)}.summary.json",
             log:
                 f"{LOGS}/derive/{_kind}.log",
             benchmark:
                 f"{BENCH}/derive/{_kind}.tsv"
             params:
-                code=code_hash(
-                *CORE_CODE, "recon/tracking" if _kind in TRACK_KINDS else "recon/calo", "recon/commands/derive.py"
-            ),
+                code=code_hash(*CORE_CODE, DERIVATION_CODE[_kind], "recon/commands/derive.py"),
                 cli=_cli,
                 muons=lambda w, input: f"--muons {' '.join(input.muons)}" if input.muons else "",
-                version=CAL["version"],
+                version=calibration_version(_kind),
                 valid_runs=" ".join(str(r) for r in CAL["valid_runs"]),
-                conditions=conditions_args(derived=True),
+                conditions=conditions_args(_needs),
             threads: 1
             resources:
                 mem_mb=config["resources"]["derive"]["mem_mb"],

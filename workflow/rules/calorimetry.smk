@@ -6,6 +6,7 @@ rule calo:
     input:
         digits=f"{RESULTS}/{{dataset}}/digits/{{chunk}}.{EXT}",
         conditions=derived_conditions(CALO_KINDS),
+        shipped=shipped_conditions("geometry", "daq"),
     output:
         f"{RESULTS}/{{dataset}}/calo/{{chunk}}.parquet",
     log:
@@ -14,7 +15,7 @@ rule calo:
         f"{BENCH}/calo/{{dataset}}/{{chunk}}.tsv"
     params:
         code=code_hash(*CORE_CODE, "recon/calo", "recon/commands/calo.py", "recon/commands/stage.py"),
-        conditions=conditions_args(derived=True),
+        conditions=conditions_args(CALO_KINDS),
         chunk_events=config["calo"]["chunk_events"],
         intime=config["calo"]["intime_window_ns"],
         hcal_modules=config["calo"]["hcal_modules_in_sum"],

@@ -25,9 +25,15 @@ DERIVED_KINDS = CALO_KINDS + TRACK_KINDS
 DERIVES = "calibration" in config
 
 
+def calibration_version(kind):
+    """The version of a derived kind: `calibration.versions.<kind>`, else `calibration.version`."""
+    calibration = config["calibration"]
+    return (calibration.get("versions") or {}).get(kind, calibration["version"])
+
+
 def derived_condition(kind):
     """The condition file a calibration rule writes for this workflow's calibration version."""
-    return f"{DERIVED}/{config['setup']}/{kind}/{config['calibration']['version']}.json"
+    return f"{DERIVED}/{config['setup']}/{kind}/{calibration_version(kind)}.json"
 
 
 def derived_conditions(kinds):
@@ -35,19 +41,33 @@ def derived_conditions(kinds):
     return [derived_condition(k) for k in kinds] if DERIVES else []
 
 
-def conditions_args(derived=False):
+def shipped_roots():
+    return [r if Path(r).is_absolute() else str(BASEDIR / r) for r in config["conditions"]["roots"]]
+
+
+def conditions_args(kinds=()):
     """`--conditions DIR ... --pin KIND=VERSION ...` for the stage commands.
 
-    With ``derived``, the conditions this workflow derives are searched too, pinned to the
-    configured calibration version (a config pin of the same kind takes precedence).
+    Derived ``kinds`` are searched in this workflow's derived conditions too, pinned to
+    their calibration version, so a job's command line changes only with the versions
+    it uses. Config pins (`conditions.versions`) apply to every job.
     """
-    roots = [r if Path(r).is_absolute() else str(BASEDIR / r) for r in config["conditions"]["roots"]]
+    roots = shipped_roots()
     pins = dict(config["conditions"].get("versions") or {})
-    if derived and DERIVES:
+    if kinds and DERIVES:
         roots.append(DERIVED)
-        for kind in DERIVED_KINDS:
-            pins.setdefault(kind, config["calibration"]["version"])
+        for kind in kinds:
+            pins.setdefault(kind, calibration_version(kind))
     return " ".join([f"--conditions {r}" for r in roots] + [f"--pin {k}={v}" for k, v in sorted(pins.items())])
+
+
+def shipped_conditions(*kinds):
+    """The shipped condition files of these kinds (every version): a job reruns when one changes."""
+    files = []
+    for root in shipped_roots():
+        for kind in kinds:
+            files += sorted(str(p) for p in Path(root).glob(f"{config['setup']}/{kind}/*") if p.suffix in (".yaml", ".json"))
+    return files
 
 
 def code_hash(*paths):
@@ -141,6 +161,8 @@ def all_targets():
     targets += calibration_outputs()
     for dataset in physics_datasets():
         targets.append(f"{RESULTS}/{dataset}/events.parquet")
+    if validates():
+        targets += [f"{RESULTS}/validation/calorimetry.json", f"{RESULTS}/validation/tracking.json"]
     return targets
 
 
@@ -164,3 +186,31 @@ def one_of(datasets):
 
 SIMULATED_PHYSICS = [d for d in physics_datasets() if simulated_runs(d)]
 RECORDED_PHYSICS = [d for d in physics_datasets() if not simulated_runs(d)]
+
+
+def is_signal(dataset):
+    return config["datasets"][dataset].get("simulate", {}).get("kind") == "signal"
+
+
+def pairs(stage, dataset):
+    """[stage file, truth file] of every chunk of a simulated dataset, interleaved."""
+    files = []
+    for run in simulated_runs(dataset):
+        files += [f"{RESULTS}/{dataset}/{stage}/run{run}.parquet", sim_path(dataset, run, "truth.parquet")]
+    return files
+
+
+def validation_options(input):
+    """`--scan C T --muons C T --signal C T ... --physics C T ...` from the validate_calo inputs."""
+    options = []
+    for key in ("scan", "muons", "signal", "physics"):
+        values = list(getattr(input, key))
+        options += [f"--{key} {values[i]} {values[i + 1]}" for i in range(0, len(values), 2)]
+    return " ".join(options)
+
+
+def validates():
+    """Validation runs when the calibration and physics datasets are all simulated."""
+    calibration = [config["calibration"][k] for k in ("ecal_scan", "muons")] if DERIVES else []
+    return bool(calibration) and all(simulated_runs(d) for d in calibration) and bool(SIMULATED_PHYSICS)
+

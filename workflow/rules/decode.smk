@@ -4,6 +4,7 @@
 rule decode:
     input:
         raw=lambda w: raw_files(w.dataset)[w.chunk],
+        shipped=shipped_conditions("channel_map", "daq"),
     output:
         digits=f"{RESULTS}/{{dataset}}/digits/{{chunk}}.{EXT}",
         report=f"{RESULTS}/{{dataset}}/decode/{{chunk}}.json",

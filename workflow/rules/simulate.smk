@@ -3,6 +3,8 @@
 
 
 rule simulate:
+    input:
+        shipped=shipped_conditions("geometry", "field", "daq", "channel_map"),
     output:
         raw=f"{SIM}/{{dataset}}/run{{run}}.na64raw",
         truth=f"{SIM}/{{dataset}}/run{{run}}.truth.parquet",

@@ -6,6 +6,7 @@ rule track:
     input:
         digits=f"{RESULTS}/{{dataset}}/digits/{{chunk}}.{EXT}",
         conditions=derived_conditions(TRACK_KINDS),
+        shipped=shipped_conditions("geometry", "field", "alignment", "tracking_parameters"),
     output:
         f"{RESULTS}/{{dataset}}/track/{{chunk}}.parquet",
     log:
@@ -14,7 +15,7 @@ rule track:
         f"{BENCH}/track/{{dataset}}/{{chunk}}.tsv"
     params:
         code=code_hash(*CORE_CODE, "recon/tracking", "recon/commands/track.py", "recon/commands/stage.py"),
-        conditions=conditions_args(derived=True),
+        conditions=conditions_args(TRACK_KINDS),
         chunk_events=config["track"]["chunk_events"],
     threads: 1
     resources:

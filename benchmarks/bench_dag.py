@@ -1,0 +1,161 @@
+"""Benchmark of the workflow's DAG build: wall time of `snakemake -n` against the number of chunks.
+
+Adds to the embedded default configuration (config.yaml) one recorded dataset, `bench`, of N raw
+files, so the measured DAG is the whole default workflow plus N chunks going through every
+per-chunk rule the workflow has. A dry run never opens its inputs, so by default the raw files
+are empty (fake); `--real` writes tiny real ones (one event each) instead. Each point is a fresh
+`snakemake -n --cores 1` process, Python start-up included, the median of `--repeat` runs; the
+first run of each size is discarded as a warm-up only with `--repeat` > 1.
+
+    python benchmarks/bench_dag.py                        # 100, 1000, 10000 chunks
+    python benchmarks/bench_dag.py --chunks 100 1000 --repeat 3
+    python benchmarks/bench_dag.py --profile workflow/profiles/slurm   # with grouping
+
+Goal (docs/farm.md): `snakemake -n` under 30 s for 10000 chunks.
+Writes benchmarks/out/dag.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+GOAL_S = 30.0
+
+
+def make_workdir(root: Path, n_chunks: int, real: bool) -> Path:
+    workdir = root / f"chunks{n_chunks}"
+    raw_dir = workdir / "data" / "raw" / "bench"
+    raw_dir.mkdir(parents=True)
+    if real:
+        sys.path.insert(0, str(REPO))
+        import numpy as np
+
+        from tests.conftest import random_batch, write_raw
+
+        batch = random_batch(np.random.default_rng(0), 1)
+        for i in range(n_chunks):
+            write_raw(raw_dir / f"run5000-{i:05d}.na64raw", batch, run=5000)
+    else:
+        for i in range(n_chunks):
+            (raw_dir / f"run5000-{i:05d}.na64raw").touch()
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["datasets"]["bench"] = {"raw": ["data/raw/bench/*.na64raw"]}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+def planned_jobs(stdout: str) -> dict[str, int]:
+    """The "Job stats" table of a dry run: rule -> number of jobs."""
+    jobs: dict[str, int] = {}
+    lines = stdout.splitlines()
+    if "Job stats:" not in lines:
+        return jobs
+    for line in lines[lines.index("Job stats:") + 3 :]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        if parts[0] != "total":
+            jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def dry_run(workdir: Path, extra: list[str]) -> tuple[float, float, dict[str, int]]:
+    """Wall time and CPU time (user + system) of one `snakemake -n`, and its job counts."""
+    exe = shutil.which("snakemake")
+    command = [*([exe] if exe else [sys.executable, "-m", "snakemake"])]
+    command += ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    command += ["-n", "--cores", "1", *extra]
+    env = {**os.environ, "CONDOR_CONFIG": os.devnull}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if result.returncode != 0:
+        raise SystemExit(
+            f"snakemake -n failed for {workdir}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return elapsed, cpu, planned_jobs(result.stdout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chunks", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size (median reported)")
+    parser.add_argument(
+        "--real", action="store_true", help="tiny real raw files instead of empty ones"
+    )
+    parser.add_argument(
+        "--profile", help="a Snakemake profile to dry-run with (e.g. workflow/profiles/slurm)"
+    )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=["plain", "quiet"],
+        default=["plain", "quiet"],
+        help="plain: `snakemake -n` (prints every job); quiet: `snakemake -n -q` (summary only)",
+    )
+    parser.add_argument("--out", type=Path, default=HERE / "out" / "dag.json")
+    args = parser.parse_args(argv)
+
+    extra = ["--profile", str(Path(args.profile).resolve())] if args.profile else []
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="na64-dag-") as tmp:
+        for n in args.chunks:
+            start = time.perf_counter()
+            workdir = make_workdir(Path(tmp), n, args.real)
+            setup_s = time.perf_counter() - start
+            counted: dict[str, int] = {}
+            for mode in args.modes:
+                flags = extra + (["-q"] if mode == "quiet" else [])
+                times, cpus = [], []
+                for i in range(args.repeat):
+                    elapsed, cpu, jobs = dry_run(workdir, flags)
+                    counted = jobs or counted  # -q prints no job table
+                    if args.repeat == 1 or i > 0:
+                        times.append(elapsed)
+                        cpus.append(cpu)
+                row = {
+                    "chunks": n,
+                    "command": "snakemake -n" + (" -q" if mode == "quiet" else ""),
+                    "jobs": sum(counted.values()),
+                    "jobs_by_rule": counted,
+                    "wall_s": round(statistics.median(times), 2),
+                    "cpu_s": round(statistics.median(cpus), 2),
+                    "runs_wall_s": [round(t, 2) for t in times],
+                    "load_avg_1min": round(os.getloadavg()[0], 2),
+                    "cpus": os.cpu_count(),
+                    "setup_s": round(setup_s, 2),
+                    "profile": args.profile,
+                }
+                rows.append(row)
+                verdict = "within" if row["wall_s"] < GOAL_S else "OVER"
+                print(
+                    f"{n:>6} chunks  {row['jobs']:>6} jobs  {row['command']:<15} "
+                    f"wall {row['wall_s']:6.1f} s  cpu {row['cpu_s']:6.1f} s  "
+                    f"(load {row['load_avg_1min']:.1f}; {verdict} the {GOAL_S:.0f} s goal)",
+                    flush=True,
+                )
+            shutil.rmtree(workdir, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+# Validation against simulation truth (simulated campaigns only): the derived calorimeter
+# conditions and the calo output (`na64 validate-calo`), and the tracks (`na64 validate-track`).
+# Each writes a JSON of figures with pass flags and its plots under results/<tag>/validation/.
+
+VALIDATION = f"{RESULTS}/validation"
+
+
+rule validate_calo:
+    input:
+        scan=lambda w: pairs("calo", CAL["ecal_scan"]),
+        muons=lambda w: pairs("calo", CAL["muons"]),
+        signal=lambda w: [f for d in SIMULATED_PHYSICS if is_signal(d) for f in pairs("calo", d)],
+        physics=lambda w: [f for d in SIMULATED_PHYSICS if not is_signal(d) for f in pairs("calo", d)],
+        constants=lambda w: sim_path(CAL["ecal_scan"], simulated_runs(CAL["ecal_scan"])[0], "true_constants.json"),
+    output:
+        json=f"{VALIDATION}/calorimetry.json",
+    log:
+        f"{LOGS}/validation/calorimetry.log",
+    benchmark:
+        f"{BENCH}/validation/calorimetry.tsv"
+    params:
+        code=code_hash(*CORE_CODE, "recon/validation", "recon/commands/validate_calo.py"),
+        options=lambda w, input: validation_options(input),
+        version=lambda w: config["calibration"]["version"],
+        derived=DERIVED,
+        plots=f"{VALIDATION}/calorimetry",
+        conditions=conditions_args(CALO_KINDS),
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["validate"]["mem_mb"],
+        runtime=config["resources"]["validate"]["runtime"],
+    conda:
+        "../../envs/recon.yaml"
+    shell:
+        "na64 validate-calo --derived {params.derived} --version {params.version}"
+        " --true-constants {input.constants} {params.options} --output-json {output.json}"
+        " --plots {params.plots} {params.conditions} > {log} 2>&1"
+
+
+rule validate_track:
+    input:
+        tracks=lambda w: [f for d in SIMULATED_PHYSICS for f in stage_files("track", d)],
+        truth=lambda w: [f for d in SIMULATED_PHYSICS for f in truth_files(d)],
+        calo=lambda w: [f for d in SIMULATED_PHYSICS for f in stage_files("calo", d)],
+    output:
+        json=f"{VALIDATION}/tracking.json",
+    log:
+        f"{LOGS}/validation/tracking.log",
+    benchmark:
+        f"{BENCH}/validation/tracking.tsv"
+    params:
+        code=code_hash(*CORE_CODE, "recon/validation", "recon/commands/validate_track.py"),
+        plots=f"{VALIDATION}/tracking",
+        conditions=conditions_args(TRACK_KINDS),
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["validate"]["mem_mb"],
+        runtime=config["resources"]["validate"]["runtime"],
+    conda:
+        "../../envs/recon.yaml"
+    shell:
+        "na64 validate-track --tracks {input.tracks} --truth {input.truth} --calo {input.calo}"
+        " --output-json {output.json} --plots {params.plots} {params.conditions} > {log} 2>&1"
