@@ -14,6 +14,7 @@ rule validate_calo:
         constants=lambda w: sim_path(CAL["ecal_scan"], simulated_runs(CAL["ecal_scan"])[0], "true_constants.json"),
     output:
         json=f"{VALIDATION}/calorimetry.json",
+        plots=directory(f"{VALIDATION}/calorimetry"),
     log:
         f"{LOGS}/validation/calorimetry.log",
     benchmark:
@@ -23,7 +24,6 @@ rule validate_calo:
         options=lambda w, input: validation_options(input),
         version=lambda w: config["calibration"]["version"],
         derived=DERIVED,
-        plots=f"{VALIDATION}/calorimetry",
         conditions=conditions_args(CALO_KINDS),
     threads: 1
     resources:
@@ -34,7 +34,7 @@ rule validate_calo:
     shell:
         "na64 validate-calo --derived {params.derived} --version {params.version}"
         " --true-constants {input.constants} {params.options} --output-json {output.json}"
-        " --plots {params.plots} {params.conditions} > {log} 2>&1"
+        " --plots {output.plots} {params.conditions} > {log} 2>&1"
 
 
 rule validate_track:
@@ -44,13 +44,13 @@ rule validate_track:
         calo=lambda w: [f for d in SIMULATED_PHYSICS for f in stage_files("calo", d)],
     output:
         json=f"{VALIDATION}/tracking.json",
+        plots=directory(f"{VALIDATION}/tracking"),
     log:
         f"{LOGS}/validation/tracking.log",
     benchmark:
         f"{BENCH}/validation/tracking.tsv"
     params:
         code=code_hash(*CORE_CODE, "recon/validation", "recon/commands/validate_track.py"),
-        plots=f"{VALIDATION}/tracking",
         conditions=conditions_args(TRACK_KINDS),
     threads: 1
     resources:
@@ -60,4 +60,4 @@ rule validate_track:
         "../../envs/recon.yaml"
     shell:
         "na64 validate-track --tracks {input.tracks} --truth {input.truth} --calo {input.calo}"
-        " --output-json {output.json} --plots {params.plots} {params.conditions} > {log} 2>&1"
+        " --output-json {output.json} --plots {output.plots} {params.conditions} > {log} 2>&1"
