@@ -217,13 +217,10 @@ def sr_photons(
 def srd_absorbed_GeV(photons: SrPhotons, n_events: int, modules: SrdModules) -> np.ndarray:
     """Photon energy landing in each module, (n_events, n_modules)."""
     out = np.zeros(n_events * len(modules))
-    for k in range(len(modules)):
-        inside = (
-            (photons.x_mm >= modules.x_lo[k])
-            & (photons.x_mm < modules.x_hi[k])
-            & (photons.y_mm >= modules.y_lo[k])
-            & (photons.y_mm < modules.y_hi[k])
-        )
+    edges = zip(modules.x_lo, modules.x_hi, modules.y_lo, modules.y_hi, strict=True)
+    for k, (x_lo, x_hi, y_lo, y_hi) in enumerate(edges):  # a loop over the three modules
+        inside = (photons.x_mm >= x_lo) & (photons.x_mm < x_hi)
+        inside &= (photons.y_mm >= y_lo) & (photons.y_mm < y_hi)
         out += np.bincount(
             photons.event[inside] * len(modules) + k,
             weights=photons.E_GeV[inside],
