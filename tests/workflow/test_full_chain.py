@@ -165,3 +165,11 @@ def test_one_core_gives_byte_identical_results(chain, tmp_path):
     assert sorted(mine) == sorted(theirs)
     differing = [name for name in mine if mine[name] != theirs[name]]
     assert differing == []
+
+
+def test_report_collects_the_plots(chain, tmp_path):
+    repo, workdir = chain
+    report = tmp_path / "report.html"
+    snakemake(workdir, "--report", str(report), snakefile=repo / "Snakefile")
+    text = report.read_text(errors="replace")
+    assert "Calibration" in text and "Validation" in text

@@ -40,7 +40,11 @@ for _kind, (_cli, _dataset_key, _needs) in (DERIVATIONS.items() if DERIVES else 
                 needs=[derived_condition(k) for k in _needs],
             output:
                 condition=derived_condition(_kind),
-                plot=f"{CAL_PLOTS}/{_kind}_{calibration_version(_kind)}.png",
+                plot=report(
+                    f"{CAL_PLOTS}/{_kind}_{calibration_version(_kind)}.png",
+                    caption="../report/calibration.rst",
+                    category="Calibration",
+                ),
                 summary=f"{CAL_PLOTS}/{_kind}_{calibration_version(_kind)}.summary.json",
             log:
                 f"{LOGS}/derive/{_kind}.log",

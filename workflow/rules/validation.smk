@@ -14,7 +14,13 @@ rule validate_calo:
         constants=lambda w: sim_path(CAL["ecal_scan"], simulated_runs(CAL["ecal_scan"])[0], "true_constants.json"),
     output:
         json=f"{VALIDATION}/calorimetry.json",
-        plots=directory(f"{VALIDATION}/calorimetry"),
+        plots=report(
+            directory(f"{VALIDATION}/calorimetry"),
+            patterns=["{name}.png"],
+            caption="../report/validation_calo.rst",
+            category="Validation",
+            subcategory="Calorimetry",
+        ),
     log:
         f"{LOGS}/validation/calorimetry.log",
     benchmark:
@@ -44,7 +50,13 @@ rule validate_track:
         calo=lambda w: [f for d in SIMULATED_PHYSICS for f in stage_files("calo", d)],
     output:
         json=f"{VALIDATION}/tracking.json",
-        plots=directory(f"{VALIDATION}/tracking"),
+        plots=report(
+            directory(f"{VALIDATION}/tracking"),
+            patterns=["{name}.png"],
+            caption="../report/validation_track.rst",
+            category="Validation",
+            subcategory="Tracking",
+        ),
     log:
         f"{LOGS}/validation/tracking.log",
     benchmark:
