@@ -266,6 +266,43 @@ def _crrc(t, tau):
 
 
 @nb.njit(cache=True, nogil=True)
+def _deposit_plane(u_mm, t_hit, charge, i, p, pitch, half_window, scale, sample_t, shaping,
+                   amp, touched, touched_list, time_factor):
+    """Add the charge of every hit of event ``i`` in plane ``p`` to the strip amplitudes.
+
+    The charge cloud is Gaussian (``scale`` = 1 / (sqrt 2 sigma)); each strip gets
+    its erf fraction times the CR-RC sample shape. Strips touched for the first
+    time are appended to ``touched_list``; returns how many there are.
+    """
+    n_hits = u_mm.shape[1]
+    n_strips = amp.shape[0]
+    n_samples = sample_t.size
+    n_touched = 0
+    for h in range(n_hits):
+        u = u_mm[i, h, p]
+        q = charge[i, h, p]
+        if not (q > 0.0 and u == u):
+            continue
+        for s in range(n_samples):
+            time_factor[s] = _crrc(sample_t[s] - t_hit[i, h], shaping)
+        k_centre = int(u / pitch)
+        k_lo = max(0, k_centre - half_window)
+        k_hi = min(n_strips, k_centre + half_window + 1)
+        erf_lo = math.erf((k_lo * pitch - u) * scale)
+        for k in range(k_lo, k_hi):
+            erf_hi = math.erf(((k + 1) * pitch - u) * scale)
+            frac = 0.5 * (erf_hi - erf_lo)
+            erf_lo = erf_hi
+            for s in range(n_samples):
+                amp[k, s] += q * frac * time_factor[s]
+            if not touched[k]:
+                touched[k] = True
+                touched_list[n_touched] = k
+                n_touched += 1
+    return n_touched
+
+
+@nb.njit(cache=True, nogil=True)
 def _strip_signal_kernel(u_mm, t_hit, charge, pitch, n_strips, cloud_sigma, half_window,
                          sample_t, shaping, channel_of_strip, out_event, out_channel, out_amp):
     """Noiseless strip amplitudes of the hits of every event, merged per strip.
@@ -274,7 +311,7 @@ def _strip_signal_kernel(u_mm, t_hit, charge, pitch, n_strips, cloud_sigma, half
     hit); ``t_hit`` (n, hits); ``charge`` (n, hits, 2). Writes rows sorted by
     event then strip channel and returns their number.
     """
-    n, n_hits, n_planes = u_mm.shape
+    n, _, n_planes = u_mm.shape
     n_samples = sample_t.size
     amp = np.zeros((n_strips, n_samples))
     touched = np.zeros(n_strips, dtype=np.bool_)
@@ -284,28 +321,8 @@ def _strip_signal_kernel(u_mm, t_hit, charge, pitch, n_strips, cloud_sigma, half
     m = 0
     for i in range(n):
         for p in range(n_planes):
-            n_touched = 0
-            for h in range(n_hits):
-                u = u_mm[i, h, p]
-                q = charge[i, h, p]
-                if not (q > 0.0 and u == u):
-                    continue
-                for s in range(n_samples):
-                    time_factor[s] = _crrc(sample_t[s] - t_hit[i, h], shaping)
-                k_centre = int(u / pitch)
-                k_lo = max(0, k_centre - half_window)
-                k_hi = min(n_strips, k_centre + half_window + 1)
-                erf_lo = math.erf((k_lo * pitch - u) * scale)
-                for k in range(k_lo, k_hi):
-                    erf_hi = math.erf(((k + 1) * pitch - u) * scale)
-                    frac = 0.5 * (erf_hi - erf_lo)
-                    erf_lo = erf_hi
-                    for s in range(n_samples):
-                        amp[k, s] += q * frac * time_factor[s]
-                    if not touched[k]:
-                        touched[k] = True
-                        touched_list[n_touched] = k
-                        n_touched += 1
+            n_touched = _deposit_plane(u_mm, t_hit, charge, i, p, pitch, half_window, scale,
+                                       sample_t, shaping, amp, touched, touched_list, time_factor)
             strips = np.sort(touched_list[:n_touched])
             for k in strips:
                 out_event[m] = i
@@ -446,7 +463,7 @@ def _apv_zs_kernel(rng, u_mm, t_hit, charge, pitch, n_strips, cloud_sigma, half_
     those landing on a strip with signal or drawn twice being dropped; rows are
     written as ADC codes (pedestal added, rounded, clipped) and sorted by channel.
     """
-    n, n_hits, n_planes = u_mm.shape
+    n, _, n_planes = u_mm.shape
     n_samples = sample_t.size
     n_ch = channels.shape[0]
     amp = np.zeros((n_strips, n_samples))
@@ -461,28 +478,8 @@ def _apv_zs_kernel(rng, u_mm, t_hit, charge, pitch, n_strips, cloud_sigma, half_
     for i in range(n):
         first = m
         for p in range(n_planes):
-            n_touched = 0
-            for h in range(n_hits):
-                u = u_mm[i, h, p]
-                q = charge[i, h, p]
-                if not (q > 0.0 and u == u):
-                    continue
-                for s in range(n_samples):
-                    time_factor[s] = _crrc(sample_t[s] - t_hit[i, h], shaping)
-                k_centre = int(u / pitch)
-                k_lo = max(0, k_centre - half_window)
-                k_hi = min(n_strips, k_centre + half_window + 1)
-                erf_lo = math.erf((k_lo * pitch - u) * scale)
-                for k in range(k_lo, k_hi):
-                    erf_hi = math.erf(((k + 1) * pitch - u) * scale)
-                    frac = 0.5 * (erf_hi - erf_lo)
-                    erf_lo = erf_hi
-                    for s in range(n_samples):
-                        amp[k, s] += q * frac * time_factor[s]
-                    if not touched[k]:
-                        touched[k] = True
-                        touched_list[n_touched] = k
-                        n_touched += 1
+            n_touched = _deposit_plane(u_mm, t_hit, charge, i, p, pitch, half_window, scale,
+                                       sample_t, shaping, amp, touched, touched_list, time_factor)
             for t in range(n_touched):
                 k = touched_list[t]
                 touched[k] = False
