@@ -33,6 +33,10 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))  # the test helpers make raw files and read dry runs
+
+from tests.workflow.conftest import planned_jobs  # noqa: E402
+
 GOAL_S = 30.0
 
 
@@ -41,7 +45,6 @@ def make_workdir(root: Path, n_chunks: int, real: bool) -> Path:
     raw_dir = workdir / "data" / "raw" / "bench"
     raw_dir.mkdir(parents=True)
     if real:
-        sys.path.insert(0, str(REPO))
         import numpy as np
 
         from tests.conftest import random_batch, write_raw
@@ -56,21 +59,6 @@ def make_workdir(root: Path, n_chunks: int, real: bool) -> Path:
     config["datasets"]["bench"] = {"raw": ["data/raw/bench/*.na64raw"]}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return workdir
-
-
-def planned_jobs(stdout: str) -> dict[str, int]:
-    """The "Job stats" table of a dry run: rule -> number of jobs."""
-    jobs: dict[str, int] = {}
-    lines = stdout.splitlines()
-    if "Job stats:" not in lines:
-        return jobs
-    for line in lines[lines.index("Job stats:") + 3 :]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        if parts[0] != "total":
-            jobs[parts[0]] = int(parts[1])
-    return jobs
 
 
 def dry_run(workdir: Path, extra: list[str]) -> tuple[float, float, dict[str, int]]:
