@@ -28,8 +28,16 @@ A' yield per electron on target in a thick target (Gninenko et al. 2016)::
 
     n_A' = (N_A X0 / A) Integral dE_e T(E_e) Integral_{x E_e in (x_min E0, E0)} dsigma/dx dx
 
-with T(E_e) the electron track length per unit energy (X0/GeV), by default the primary-electron
-depth profile of Tsai (see :mod:`recon.analysis.track_length`).
+with T(E_e) the e+- track length per unit energy (X0/GeV): by default the whole shower (Tsai's
+primary electron plus two generations of secondary e+-), optionally the primary alone (see
+:mod:`recon.analysis.track_length`).
+
+Exact tree level (ETL) instead of IWW, as a systematic: the ratio sigma_ETL / sigma_IWW is the
+inverse of the K-factor table of DMG4 (Bondi et al., Comput. Phys. Commun. 269 (2021) 108129;
+github.com/PKMuon/DMG4, src/DarkMatter/KFactors.code, function KfactorApproximate, used as
+sigma_ETL = sigma_IWW / K in src/DarkMatter/DarkPhotons.cc), bilinear in (m, E) like DMG4.
+DMG4's K is relative to its own leading-log IWW total cross section, which at 16.7 MeV and
+150 GeV is 3% above ours; the same ratio is applied here to sigma(x E_e > x_min E0).
 
 Physical constants (alpha, m_e, m_p, mu_p, N_A, hbar c) come from :mod:`scipy.constants`
 (CODATA 2018). Lead properties: PDG "Atomic and nuclear properties of materials" (Pb).
@@ -38,15 +46,18 @@ Physical constants (alpha, m_e, m_p, mu_p, N_A, hbar c) come from :mod:`scipy.co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import constants as sc
 
 from recon.analysis.track_length import (
+    SHOWER_GENERATIONS,
     TSAI_B,
     TrackLengthSpectrum,
     primary_depth_weights,
+    shower_track_weights,
 )
 
 __all__ = [
@@ -59,6 +70,7 @@ __all__ = [
     "aprime_yield_per_eot",
     "chi_flux",
     "dsigma_dx_pb",
+    "etl_over_iww_k_factor",
     "sigma_total_pb",
     "signal_cross_section_pb",
 ]
@@ -85,6 +97,44 @@ _N_E_GRID = 257
 _MASS_CHUNK = 8
 _T_NODES, _T_WEIGHTS = np.polynomial.legendre.leggauss(_N_T_NODES)
 _X_NODES, _X_WEIGHTS = np.polynomial.legendre.leggauss(_N_X_NODES)
+
+# DMG4 K = sigma_IWW / sigma_ETL (KFactors.code, dark photons from electrons): rows are
+# m_A' (GeV), columns the electron energy (GeV).
+_DMG4_K_MASS_GEV = np.array(
+    [
+        *(0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07),
+        *(0.08, 0.09, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    ]
+)
+_DMG4_K_ENERGY_GEV = np.array([20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 140.0, 160.0])
+_DMG4_K_IWW_OVER_ETL = np.array(
+    [
+        [0.606286, 0.605283, 0.604929, 0.60474, 0.604626, 0.604549, 0.604485, 0.604527],
+        [0.837599, 0.83442, 0.833288, 0.832704, 0.832335, 0.832088, 0.831908, 0.831281],
+        [0.969624, 0.960278, 0.956935, 0.955195, 0.954116, 0.95338, 0.952846, 0.952438],
+        [1.04025, 1.02264, 1.01628, 1.01296, 1.0109, 1.00949, 1.00846, 1.00767],
+        [1.09678, 1.06925, 1.0592, 1.05392, 1.05064, 1.04838, 1.04674, 1.04549],
+        [1.14791, 1.10876, 1.09496, 1.0874, 1.08268, 1.07945, 1.07708, 1.07527],
+        [1.37278, 1.27614, 1.23623, 1.21422, 1.20018, 1.19038, 1.18313, 1.17754],
+        [1.54771, 1.41733, 1.3544, 1.31719, 1.29257, 1.27496, 1.26174, 1.25144],
+        [1.67437, 1.53055, 1.45506, 1.40683, 1.37324, 1.34847, 1.32944, 1.31436],
+        [1.77288, 1.61665, 1.53582, 1.48201, 1.44284, 1.4129, 1.38925, 1.37014],
+        [1.85602, 1.68401, 1.59904, 1.54266, 1.50082, 1.46799, 1.4415, 1.4195],
+        [1.92991, 1.74007, 1.64994, 1.5915, 1.5483, 1.51409, 1.486, 1.46248],
+        [1.99782, 1.78938, 1.69307, 1.63207, 1.58764, 1.5526, 1.52374, 1.49944],
+        [2.0617, 1.83451, 1.73141, 1.66729, 1.6213, 1.58541, 1.55599, 1.53126],
+        [2.12278, 1.87693, 1.76675, 1.69911, 1.65122, 1.61423, 1.58415, 1.55903],
+        [2.06543, 1.99617, 1.97534, 1.96104, 1.88813, 1.83371, 1.79096, 1.75693],
+        [2.11679, 1.99508, 1.94777, 1.92431, 1.91109, 1.90242, 1.89753, 1.8933],
+        [2.20752, 2.03888, 1.96707, 1.92846, 1.90484, 1.8891, 1.87848, 1.8697],
+        [2.31917, 2.10361, 2.00917, 1.95564, 1.92204, 1.89876, 1.88227, 1.86935],
+        [2.44447, 2.18024, 2.06445, 1.99649, 1.95258, 1.92186, 1.89907, 1.88231],
+        [2.5793, 2.26485, 2.1282, 2.04634, 1.9922, 1.9539, 1.92531, 1.90398],
+        [2.72069, 2.35541, 2.19782, 2.10255, 2.03836, 1.9924, 1.95799, 1.93186],
+        [2.86596, 2.45069, 2.27181, 2.16346, 2.08944, 2.03584, 1.99582, 1.96446],
+        [3.01242, 2.54971, 2.34923, 2.22797, 2.14436, 2.08319, 2.03674, 2.00084],
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -206,6 +256,28 @@ def sigma_total_pb(
     return signal_cross_section_pb(m_GeV, E_GeV, 0.0, eps=eps, Z=Z, A=A)
 
 
+def etl_over_iww_k_factor(m_GeV: ArrayLike, E_GeV: ArrayLike = 100.0) -> NDArray:
+    """sigma_ETL / sigma_IWW = 1 / K_DMG4(m, E), bilinear in (m, E); m, E clamped to the table.
+
+    The table covers 1 MeV - 1 GeV and 20 - 160 GeV.
+
+    >>> [round(float(r), 3) for r in etl_over_iww_k_factor([0.001, 0.0167, 0.1, 1.0])]
+    [1.654, 0.861, 0.606, 0.466]
+    """
+    m, E = np.broadcast_arrays(np.asarray(m_GeV, float), np.asarray(E_GeV, float))
+    m = np.clip(m, _DMG4_K_MASS_GEV[0], _DMG4_K_MASS_GEV[-1])
+    E = np.clip(E, _DMG4_K_ENERGY_GEV[0], _DMG4_K_ENERGY_GEV[-1])
+    i = np.clip(np.searchsorted(_DMG4_K_MASS_GEV, m) - 1, 0, _DMG4_K_MASS_GEV.size - 2)
+    j = np.clip(np.searchsorted(_DMG4_K_ENERGY_GEV, E) - 1, 0, _DMG4_K_ENERGY_GEV.size - 2)
+    fm = (m - _DMG4_K_MASS_GEV[i]) / (_DMG4_K_MASS_GEV[i + 1] - _DMG4_K_MASS_GEV[i])
+    fE = (E - _DMG4_K_ENERGY_GEV[j]) / (_DMG4_K_ENERGY_GEV[j + 1] - _DMG4_K_ENERGY_GEV[j])
+    table = _DMG4_K_IWW_OVER_ETL
+    k = (1.0 - fm) * ((1.0 - fE) * table[i, j] + fE * table[i, j + 1]) + fm * (
+        (1.0 - fE) * table[i + 1, j] + fE * table[i + 1, j + 1]
+    )
+    return 1.0 / k
+
+
 def _signal_xsec_on_energy_grid(
     m: NDArray, E_grid: NDArray, E_signal_min: float, material: Material
 ) -> NDArray:
@@ -239,6 +311,25 @@ def _interp_rows(x_new: NDArray, x_grid: NDArray, rows: NDArray) -> NDArray:
     return np.where(inside, values, 0.0)
 
 
+def _track_quadrature(
+    track_length: TrackLengthSpectrum | Literal["shower", "primary"] | None,
+    E0_GeV: float,
+    E_signal_min: float,
+    depth_X0: float,
+    generations: int,
+    b: float,
+) -> tuple[NDArray, NDArray]:
+    if isinstance(track_length, TrackLengthSpectrum):
+        return track_length.quadrature(E_signal_min, E0_GeV)
+    if track_length in (None, "shower"):
+        return shower_track_weights(
+            E0_GeV, E_signal_min, depth_X0=depth_X0, generations=generations, b=b
+        )
+    if track_length == "primary":
+        return primary_depth_weights(E0_GeV, E_signal_min, depth_X0=depth_X0, b=b)
+    raise ValueError(f"unknown track_length {track_length!r}")
+
+
 def aprime_yield_per_eot(
     m_GeV: ArrayLike,
     *,
@@ -246,15 +337,20 @@ def aprime_yield_per_eot(
     E0_GeV: float = 100.0,
     x_min: float = 0.5,
     material: Material = LEAD,
-    track_length: TrackLengthSpectrum | None = None,
+    track_length: TrackLengthSpectrum | Literal["shower", "primary"] | None = None,
     depth_X0: float = np.inf,
     b: float = TSAI_B,
+    generations: int = SHOWER_GENERATIONS,
+    cross_section: Literal["iww", "etl_dmg4"] = "iww",
 ) -> NDArray:
     """Number of A' per electron on target with x_min E0 < E_A' < E0, as a function of mass.
 
-    ``track_length`` None uses Tsai's primary-electron profile integrated over depth
-    (0, ``depth_X0``); otherwise the given histogram of track length (X0/GeV) is used.
-    Scales exactly as eps^2.
+    ``track_length``: None or "shower" (default) uses the shower e+- track length
+    (:func:`recon.analysis.track_length.shower_track_weights`, ``generations`` of secondaries)
+    in a target of ``depth_X0``; "primary" uses Tsai's primary electron alone; a
+    :class:`TrackLengthSpectrum` (X0/GeV) is used as given. ``cross_section`` "etl_dmg4"
+    multiplies the IWW cross section by :func:`etl_over_iww_k_factor` at each electron energy
+    (a systematic variation). Scales exactly as eps^2.
 
     >>> y = aprime_yield_per_eot([0.01, 0.1], eps=1.0)
     >>> bool(y[0] > y[1] > 0)
@@ -265,10 +361,13 @@ def aprime_yield_per_eot(
     ln_grid = np.linspace(np.log(E_signal_min), np.log(E0_GeV), _N_E_GRID)
     E_grid = np.exp(ln_grid)
     sigma_grid_pb = _signal_xsec_on_energy_grid(m, E_grid, E_signal_min, material)
-    if track_length is None:
-        E_nodes, weight_X0 = primary_depth_weights(E0_GeV, E_signal_min, depth_X0=depth_X0, b=b)
-    else:
-        E_nodes, weight_X0 = track_length.quadrature(E_signal_min, E0_GeV)
+    if cross_section == "etl_dmg4":
+        sigma_grid_pb = sigma_grid_pb * etl_over_iww_k_factor(m[:, None], E_grid[None, :])
+    elif cross_section != "iww":
+        raise ValueError(f"unknown cross_section {cross_section!r}")
+    E_nodes, weight_X0 = _track_quadrature(
+        track_length, E0_GeV, E_signal_min, depth_X0, generations, b
+    )
     sigma_nodes = _interp_rows(np.log(E_nodes), ln_grid, sigma_grid_pb)
     per_eot_eps1 = material.atoms_per_cm2_per_X0 * PB_TO_CM2 * (sigma_nodes @ weight_X0)
     return per_eot_eps1.reshape(np.shape(m_GeV)) * np.asarray(eps, float) ** 2

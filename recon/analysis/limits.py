@@ -222,7 +222,7 @@ def exclusion_curve(
     E0_GeV: float = 100.0,
     x_min: float = 0.5,
     material: Material = LEAD,
-    track_length: TrackLengthSpectrum | None = None,
+    track_length: TrackLengthSpectrum | str | None = None,
     calctype: Literal["exact", "asymptotics"] = "exact",
 ) -> NDArray:
     """Exclusion curve as a structured array (:data:`EXCLUSION_DTYPE`), one row per mass.

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
+import pyarrow.parquet as pq
 
 from recon.classify import ClassifyConfig, classify_events
+from recon.commands.config_options import add_dataclass_options, dataclass_from_args, plain
 from recon.commands.stage import input_identity
-from recon.io.tables import iter_events, write_events
+from recon.io.tables import format_of, iter_events, write_events
 from recon.progress import Progress
 from recon.provenance import file_checksum, make_provenance
 from recon.srd import SrdConfig, srd_tag
@@ -37,13 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--track", type=Path, required=True, help="output of `na64 track`")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--chunk-events", type=int, default=10_000)
-    for cls, prefix in ((SrdConfig, "srd"), (ClassifyConfig, "classify")):
-        for f in fields(cls):
-            default = getattr(cls, f.name) if not callable(getattr(cls, f.name, None)) else None
-            nargs = 2 if isinstance(default, tuple) else None
-            kind = int if isinstance(default, int) and not isinstance(default, bool) else float
-            p.add_argument(f"--{prefix}-{f.name.replace('_', '-')}", type=kind, nargs=nargs,
-                           default=default, dest=f"{prefix}_{f.name}")  # fmt: skip
+    add_dataclass_options(p, SrdConfig, "srd")
+    add_dataclass_options(p, ClassifyConfig, "classify")
     p.set_defaults(func=_main)
 
 
@@ -78,17 +75,22 @@ def classify_chunk(
     )
 
 
+def _summary_columns(calo: Path) -> list[str] | None:
+    """The calo columns classify uses: all but the jagged per-cell lists (None: all; ROOT)."""
+    if format_of(calo) == "root":
+        return None
+    return [name for name in pq.read_schema(calo).names if not name.endswith("_cells")]
+
+
 def _lockstep(calo: Path, track: Path, chunk_events: int) -> Iterator[tuple[ak.Array, ak.Array]]:
-    calo_chunks = iter_events(calo, chunk_events=chunk_events)
+    calo_chunks = iter_events(calo, chunk_events=chunk_events, columns=_summary_columns(calo))
     track_chunks = iter_events(track, chunk_events=chunk_events)
     yield from zip(calo_chunks, track_chunks, strict=True)
 
 
 def _main(args: argparse.Namespace) -> int:
-    srd = SrdConfig(**{f.name: _value(getattr(args, f"srd_{f.name}")) for f in fields(SrdConfig)})
-    config = ClassifyConfig(
-        **{f.name: _value(getattr(args, f"classify_{f.name}")) for f in fields(ClassifyConfig)}
-    )
+    srd = dataclass_from_args(args, SrdConfig, "srd")
+    config = dataclass_from_args(args, ClassifyConfig, "classify")
     setup, run = input_identity(args.calo)
     progress = Progress(f"classify {args.calo.name}")
 
@@ -101,7 +103,7 @@ def _main(args: argparse.Namespace) -> int:
     def provenance():
         return make_provenance(
             stage="classify",
-            config={"srd": _plain(asdict(srd)), "classify": _plain(asdict(config))},
+            config={"srd": plain(asdict(srd)), "classify": plain(asdict(config))},
             inputs=[(p, file_checksum(p)) for p in (args.calo, args.track)],
             extra={"setup": setup, "run": run},
         )
@@ -110,12 +112,3 @@ def _main(args: argparse.Namespace) -> int:
     progress.done()
     return 0
 
-
-def _value(v):
-    return tuple(v) if isinstance(v, list) else v
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return list(value) if isinstance(value, tuple) else value

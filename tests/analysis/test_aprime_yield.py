@@ -1,4 +1,4 @@
-"""A' cross section (IWW) and thick-target yield: reference values, scalings, limits."""
+"""A' cross section (IWW, ETL K-factor) and thick-target yield: reference values, scalings."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from recon.analysis.aprime_yield import (
     GEV2_TO_PB,
     LEAD,
     M_E_GEV,
+    Material,
     aprime_yield_per_eot,
     chi_flux,
     dsigma_dx_pb,
+    etl_over_iww_k_factor,
     sigma_total_pb,
     signal_cross_section_pb,
 )
@@ -96,8 +98,27 @@ def test_sigma_total_reference_values(m_GeV, sigma_pb):
 def test_iww_over_etl_at_dmg4_reference_point():
     # DMG4 DarkPhotons.cc: ETL 3643 pb at 16.7 MeV, 150 GeV; its own K = IWW/ETL table
     # interpolates to 1.15 there. The ratio is the approximation systematic.
-    ratio = sigma_total_pb(0.0167, 150.0, eps=1e-4, **PB) / 3643.0
-    assert 1.0 < ratio < 1.25
+    iww = sigma_total_pb(0.0167, 150.0, eps=1e-4, **PB)
+    assert 1.0 < iww / 3643.0 < 1.25
+    # our IWW times DMG4's ETL/IWW: 3525 pb, -3 % (DMG4's own IWW is 3 % above ours)
+    assert iww * etl_over_iww_k_factor(0.0167, 150.0) == pytest.approx(3643.0, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("m_GeV", "E_GeV", "k_dmg4"),
+    # KFactors.code rows 1, 100 and 1000 MeV; the 100 GeV column and the 20 GeV edge
+    [(0.001, 100.0, 0.604626), (0.1, 100.0, 1.65122), (1.0, 20.0, 3.01242), (0.1, 60.0, 1.76675)],
+)
+def test_etl_factor_is_inverse_dmg4_table(m_GeV, E_GeV, k_dmg4):
+    assert etl_over_iww_k_factor(m_GeV, E_GeV) == pytest.approx(1.0 / k_dmg4, rel=1e-12)
+
+
+def test_etl_factor_interpolates_and_clamps():
+    assert etl_over_iww_k_factor(5e-4) == etl_over_iww_k_factor(0.001)
+    assert etl_over_iww_k_factor(0.1, 500.0) == etl_over_iww_k_factor(0.1, 160.0)
+    inside = etl_over_iww_k_factor(0.015, 90.0)
+    corners = 1.0 / np.array([1.08268, 1.0874, 1.20018, 1.21422])  # 10/20 MeV x 80/100 GeV
+    assert corners.min() < inside < corners.max()
 
 
 def test_prefactor_is_four_alpha_cubed():
@@ -208,7 +229,67 @@ def test_histogram_track_length_reproduces_analytic_yield():
     m = np.array([0.001, 0.01, 0.1, 1.0])
     spectrum = TrackLengthSpectrum.from_tsai_primary(100.0, np.linspace(40.0, 100.0, 241))
     from_histogram = aprime_yield_per_eot(m, eps=1.0, track_length=spectrum)
-    np.testing.assert_allclose(from_histogram, aprime_yield_per_eot(m, eps=1.0), rtol=1e-3)
+    primary = aprime_yield_per_eot(m, eps=1.0, track_length="primary")
+    np.testing.assert_allclose(from_histogram, primary, rtol=1e-3)
+
+
+def test_shower_histogram_reproduces_default_yield():
+    m = np.array([0.001, 0.01, 0.1, 1.0])
+    spectrum = TrackLengthSpectrum.from_shower(100.0, 50.0)  # 128 bins in ln E
+    from_histogram = aprime_yield_per_eot(m, eps=1.0, track_length=spectrum)
+    np.testing.assert_allclose(from_histogram, aprime_yield_per_eot(m, eps=1.0), rtol=2e-3)
+
+
+def test_no_secondaries_is_the_primary_yield():
+    m = np.array([0.002, 0.05, 0.5])
+    no_secondaries = aprime_yield_per_eot(m, eps=1.0, generations=0)
+    primary = aprime_yield_per_eot(m, eps=1.0, track_length="primary")
+    np.testing.assert_allclose(no_secondaries, primary, rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("m_GeV", "gain"),
+    # computed: +5.1 % (1 MeV), +7.6 % (10 MeV), +8.05 % (100 MeV), +7.0 % (1 GeV)
+    [(0.001, 0.051), (0.01, 0.076), (0.1, 0.0805), (1.0, 0.070)],
+)
+def test_shower_secondaries_raise_the_yield_by_a_few_percent(m_GeV, gain):
+    shower = aprime_yield_per_eot(m_GeV, eps=1.0)
+    primary = aprime_yield_per_eot(m_GeV, eps=1.0, track_length="primary")
+    assert shower / primary - 1.0 == pytest.approx(gain, abs=0.003)
+
+
+def test_yield_converged_in_generations():
+    m = np.array([0.001, 0.1, 1.0])
+    one, two, three = (aprime_yield_per_eot(m, eps=1.0, generations=g) for g in (1, 2, 3))
+    assert np.all((two / one - 1 > 0) & (two / one - 1 < 3e-3))  # computed 0.07-0.14 %
+    assert np.all(np.abs(three / two - 1) < 1e-4)  # computed 1e-5
+
+
+def test_yield_per_radiation_length_depends_little_on_material():
+    # per X0 both bremsstrahlung and A' emission go as Z^2 (up to screening logarithms)
+    carbon = Material(name="C", Z=6.0, A_g_mol=12.011, X0_g_cm2=42.70, density_g_cm3=2.21)
+    m = np.array([0.005, 0.05])
+    ratio = aprime_yield_per_eot(m, eps=1.0, material=carbon) / aprime_yield_per_eot(m, eps=1.0)
+    per_atom_flux = carbon.atoms_per_cm2_per_X0 * chi_flux(m, 90.0, Z=6.0, A=12.011)
+    expected = per_atom_flux / (LEAD.atoms_per_cm2_per_X0 * chi_flux(m, 90.0, **PB))
+    np.testing.assert_allclose(ratio, expected, rtol=0.01)
+    assert np.all((ratio > 0.7) & (ratio < 1.3))  # computed 0.86 (5 MeV), 0.79 (50 MeV)
+
+
+def test_etl_yield_option_applies_the_k_factor():
+    m = np.array([0.001, 0.1, 1.0])
+    ratio = aprime_yield_per_eot(m, eps=1.0, cross_section="etl_dmg4") / aprime_yield_per_eot(
+        m, eps=1.0
+    )
+    # the electrons have 50-100 GeV; K-factors there bracket the ratio
+    bounds = etl_over_iww_k_factor(m[:, None], np.array([50.0, 100.0])[None, :])
+    assert np.all((ratio >= bounds.min(axis=1) - 1e-12) & (ratio <= bounds.max(axis=1) + 1e-12))
+
+
+@pytest.mark.parametrize("kwargs", [{"track_length": "tsai"}, {"cross_section": "etl"}])
+def test_unknown_yield_options_raise(kwargs):
+    with pytest.raises(ValueError):
+        aprime_yield_per_eot(0.01, eps=1.0, **kwargs)
 
 
 def test_user_spectrum_enters_linearly():

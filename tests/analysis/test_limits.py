@@ -115,6 +115,6 @@ def test_paper_mode_excludes_g2_band_up_to_about_100_MeV():
     masses = np.geomspace(1e-3, 0.08, 20)
     curve = exclusion_curve(masses, **PAPER)
     assert np.all(curve["eps_up"] < g2_favoured_band(masses).eps_low)
-    # the exclusion ends near 100 MeV (computed: 82 MeV with IWW, primary track length)
+    # the exclusion ends near 100 MeV (computed: 88 MeV with IWW, shower track length, eff 0.6)
     crossing_GeV = optimize.brentq(_eps_up_over_band_edge, 0.03, 0.5, xtol=1e-4)
     assert 0.07 < crossing_GeV < 0.13
