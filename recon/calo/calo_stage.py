@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import awkward as ak
+import numba as nb
 import numpy as np
 
 from recon.calo.counters import CounterCalibration, counter_columns, load_counter_calibration
@@ -133,16 +134,25 @@ def _waveforms(hits: dict[str, SadcHits], conditions: CaloConditions,
     return out
 
 
+@nb.njit(cache=True, nogil=True)
+def _calibrate_cells(amplitude_adc, t_ns, index, gain, t0, e_out, t_out):
+    """``e = A * gain[c]``, ``t = t - t0[c]`` per cell (float64 arithmetic, float32 out)."""
+    for h in range(index.size):
+        c = index[h]
+        e_out[h] = np.float64(amplitude_adc[h]) * gain[c]
+        t_out[h] = np.float64(t_ns[h]) - t0[c]
+
+
 def _calibrated(hits: SadcHits, fit: WaveformResult, gain: np.ndarray,
                 t0: np.ndarray) -> dict[str, np.ndarray]:
     index = hits.channel_index
-    return {
-        "offsets": hits.offsets,
-        "index": index,
-        "e_GeV": (fit.amplitude_adc * gain.reshape(-1)[index]).astype(np.float32),
-        "t_ns": (fit.t_ns - t0.reshape(-1)[index]).astype(np.float32),
-        "flags": fit.flags,
-    }
+    e_GeV = np.empty(index.size, np.float32)
+    t_ns = np.empty(index.size, np.float32)
+    _calibrate_cells(fit.amplitude_adc, fit.t_ns, index,
+                     np.ascontiguousarray(gain, np.float64).reshape(-1),
+                     np.ascontiguousarray(t0, np.float64).reshape(-1), e_GeV, t_ns)
+    return {"offsets": hits.offsets, "index": index, "e_GeV": e_GeV, "t_ns": t_ns,
+            "flags": fit.flags}
 
 
 def calo_events(ecal: SadcHits, hcal: SadcHits, counters: SadcHits, conditions: CaloConditions,

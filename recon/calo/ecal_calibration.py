@@ -26,6 +26,14 @@ electrons) is steered onto the centre of each cell in turn. The derivation:
    obtained from the data themselves (the model only enters through the small
    leakage ``1 - C_c``; the model's own central-cell fraction is reported as a
    cross-check);
+   third pass (``displacement_correction``): showers aimed at a cell centre sit a
+   few mm off it (an inclined beam); the displacement of each targeted cell's
+   showers follows from the ratio of the median tower energies of its two
+   neighbours along x and y, inverted with the radial model (cells on the matrix
+   edge along an axis: a plane fitted over the others); ``P_c`` is divided by
+   the model's own-cell fraction of the displaced shower over that of a centred
+   one, ``C_c`` becomes the containment of the displaced shower, and ``alpha``,
+   ``beta`` are refitted;
 4. gains: ``g_main_c = alpha / P_c``, ``g_pre_c = beta / Q_c`` GeV per ADC count,
    all divided by the *peak* of ``E_sum / (E_beam C_c)`` over the events aimed at
    interior cells (``peak_scale``, :func:`_peak_scale`: least squares matches the
@@ -40,7 +48,8 @@ Condition ``ecal_calibration`` (JSON) ``data``: ``axes [section, ix, iy]``,
 ``gain_GeV_per_adc``, ``t0_ns``, ``shape`` {``profile_mean``, ``profile_sigma``
 (3x3, [dx, dy]), ``preshower_fraction_mean``, ``preshower_fraction_sigma``,
 ``reference_energy_GeV``}, ``containment`` {``alpha_GeV``, ``beta_GeV``,
-``central_fraction``, ``preshower_central_fraction``, ``model_central_fraction``}.
+``central_fraction``, ``preshower_central_fraction``, ``model_central_fraction``,
+``displacement_{x,y}_mm_{mean,rms}`` (over the cells)}.
 """
 
 from __future__ import annotations
@@ -84,6 +93,7 @@ class EcalCalibrationConfig:
     cell_share: float = 0.8
     peak_scale: bool = True
     scale_min_containment: float = 0.96
+    displacement_correction: bool = True
 
 
 @dataclass(frozen=True)
@@ -229,6 +239,46 @@ def _sum_iterations(gain, main, pre, target, good, target_GeV, n_cells, config):
     return np.stack([flat_pre, flat_main]).reshape(gain.shape), peak_all
 
 
+def _displacement_fit(measured: np.ndarray, ok: np.ndarray, ix: np.ndarray,
+                      iy: np.ndarray) -> np.ndarray:
+    """Per-cell displacement: the measured value where ``ok``, elsewhere (matrix edges along
+    that axis) a plane ``a + b ix + c iy`` fitted to the measured cells."""
+    design = np.column_stack([np.ones(ix.size), ix, iy])
+    plane = np.linalg.lstsq(design[ok], measured[ok], rcond=None)[0]
+    return np.where(ok, measured, design @ plane)
+
+
+def _shower_displacement(towers: np.ndarray, target: np.ndarray, good: np.ndarray,
+                         ecal: CalorimeterGeometry, model: ShowerModel,
+                         min_events: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean displacement (mm) of the showers aimed at each cell from its centre, x and y.
+
+    From the ratio of the median tower energies of the two neighbours along each
+    axis in the events aimed at the cell, inverted with the radial model
+    (:meth:`ShowerModel.displacement_from_ratio`); cells on the matrix edge along
+    an axis (one neighbour only) take a plane fitted over the others.
+    """
+    n_x, n_y = ecal.n_x, ecal.n_y
+    ix, iy = np.divmod(np.arange(n_x * n_y), n_y)
+    grid = towers.reshape(-1, n_x, n_y)
+    ratio = np.full((2, n_x * n_y), np.nan)
+    for c in range(n_x * n_y):  # 36 cells, once per derivation
+        mine = good & (target == c)
+        if mine.sum() < min_events:
+            continue
+        if 0 < ix[c] < n_x - 1:
+            ratio[0, c] = (np.median(grid[mine, ix[c] + 1, iy[c]])
+                           / np.median(grid[mine, ix[c] - 1, iy[c]]))
+        if 0 < iy[c] < n_y - 1:
+            ratio[1, c] = (np.median(grid[mine, ix[c], iy[c] + 1])
+                           / np.median(grid[mine, ix[c], iy[c] - 1]))
+    ok = np.isfinite(ratio) & (ratio > 0)
+    measured = np.where(ok, model.displacement_from_ratio(ecal, np.where(ok, ratio, 1.0)), 0.0)
+    dx = _displacement_fit(measured[0], ok[0], ix, iy)
+    dy = _displacement_fit(measured[1], ok[1], ix, iy)
+    return dx.reshape(n_x, n_y), dy.reshape(n_x, n_y)
+
+
 def _shape_statistics(e_main, e_pre, target, good, n_x, n_y):
     """Mean and sigma of the 3x3 main fractions around interior targets and of f_pre."""
     ix, iy = np.divmod(target, n_y)
@@ -280,6 +330,21 @@ def derive_ecal_calibration(amplitude_adc: np.ndarray, t_ns: np.ndarray, flags: 
                        for c in range(n_cells)])
     alpha, beta, used = _scale_fit((main / p_main).sum(axis=1), (pre / q_pre).sum(axis=1),
                                    target_GeV, config)
+    dx = dy = np.zeros((n_x, n_y))
+    if config.displacement_correction:
+        # third pass: showers aimed at a cell centre sit a few mm off it (beam inclination):
+        # correct each tower peak to a centred shower and the containment to the actual axis
+        towers = main * (alpha / p_main) + pre * (beta / q_pre)
+        dx, dy = _shower_displacement(towers, target, good, ecal, model,
+                                      config.min_events_per_cell)
+        centred = model.central_cell_fraction(ecal)
+        own = np.array([model.central_cell_fraction(ecal, a, b) / centred
+                        for a, b in zip(dx.ravel(), dy.ravel(), strict=True)])
+        p_main = p_main / own
+        containment = model.matrix_containment(ecal, dx, dy).reshape(-1)
+        target_GeV = config.beam_energy_GeV * containment[target]
+        alpha, beta, used = _scale_fit((main / p_main).sum(axis=1),
+                                       (pre / q_pre).sum(axis=1), target_GeV, config)
     gain = np.stack([beta / q_pre, alpha / p_main]).reshape(2, n_x, n_y)
     peak_scale = 1.0
     if config.peak_scale:
@@ -299,6 +364,10 @@ def derive_ecal_calibration(amplitude_adc: np.ndarray, t_ns: np.ndarray, flags: 
         "preshower_central_fraction": beta / peak_scale / config.beam_energy_GeV,
         "least_squares_over_peak_scale": peak_scale,
         "model_central_fraction": model.central_cell_fraction(ecal),
+        "displacement_x_mm_mean": float(dx.mean()),
+        "displacement_x_mm_rms": float(dx.std()),
+        "displacement_y_mm_mean": float(dy.mean()),
+        "displacement_y_mm_rms": float(dy.std()),
     }
     calibration = EcalCalibration(gain, t0.reshape(2, n_x, n_y), mean, sigma, f_pre, f_pre_sigma,
                                   config.beam_energy_GeV, fractions)

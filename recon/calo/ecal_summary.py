@@ -165,9 +165,9 @@ def ecal_summary(offsets: np.ndarray, channel_index: np.ndarray, e_GeV: np.ndarr
     n_events = offsets.size - 1
     out_f = np.empty((n_events, 7))
     out_i = np.empty((n_events, 5), dtype=np.int64)
-    _ecal_kernel(offsets.astype(np.int64), channel_index.astype(np.int64),
-                 e_GeV.astype(np.float64), t_ns.astype(np.float64), flags.astype(np.int64), n_x,
-                 n_y, np.asarray(cell_x_mm, np.float64), np.asarray(cell_y_mm, np.float64),
+    # native dtypes (float32 energies, uint8 flags): no converted copies of the cells
+    _ecal_kernel(offsets, channel_index, e_GeV, t_ns, flags, n_x, n_y,
+                 np.asarray(cell_x_mm, np.float64), np.asarray(cell_y_mm, np.float64),
                  intime_window_ns, log_weight_w0, shape.profile_mean, shape.profile_sigma**2,
                  np.asarray(noise_GeV, np.float64), out_f, out_i)
     chi2_long = _longitudinal_chi2(out_f[:, 2], out_f[:, 1], shape, model)

@@ -42,9 +42,9 @@ def hcal_summary(offsets: np.ndarray, channel_index: np.ndarray, e_GeV: np.ndarr
     out_all = np.zeros((n_events, n_modules))
     out_intime = np.zeros((n_events, n_modules))
     out_flags = np.zeros((n_events, 2), dtype=np.bool_)
-    _hcal_kernel(offsets.astype(np.int64), channel_index.astype(np.int64),
-                 e_GeV.astype(np.float64), t_ns.astype(np.float64), flags.astype(np.int64),
-                 cells_per_module, intime_window_ns, out_all, out_intime, out_flags)
+    # native dtypes (float32 energies, uint8 flags): no converted copies of the cells
+    _hcal_kernel(offsets, channel_index, e_GeV, t_ns, flags, cells_per_module,
+                 intime_window_ns, out_all, out_intime, out_flags)
     return {
         "e_hcal_module_GeV": out_all.astype(np.float32),
         "e_hcal_total_GeV": out_all.sum(axis=1).astype(np.float32),

@@ -237,6 +237,32 @@ def _phase_modulation(amplitude: np.ndarray, t_ns: np.ndarray, period: float, ha
     return np.exp(design[:, 1:] @ coefficients[1:])
 
 
+def _pulse_maxima(samples: np.ndarray, pedestal_adc: np.ndarray, parity: np.ndarray,
+                  block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Sample index and value (ADC above pedestal) of every waveform's maximum, computed in
+    blocks of rows (a float64 copy of a large run's samples would dominate the memory)."""
+    k_max = np.empty(samples.shape[0], np.int64)
+    a_max = np.empty(samples.shape[0])
+    for start in range(0, samples.shape[0], block):  # a few blocks per run
+        rows = slice(start, start + block)
+        s = samples[rows].astype(np.float64) - pedestal_adc[rows][:, parity]
+        k_max[rows] = np.argmax(s, axis=1)
+        a_max[rows] = s[np.arange(s.shape[0]), k_max[rows]]
+    return k_max, a_max
+
+
+def _spread_subset(rows: np.ndarray, n_max: int) -> np.ndarray:
+    """At most ``n_max`` of ``rows``, evenly spread over them (deterministic).
+
+    A calibration run is ordered (a cell scan visits the cells one after the
+    other): the first ``n_max`` pulses of a large run would come from a few
+    channels only, whose own shapes and time offsets would then make the template.
+    """
+    if rows.size <= n_max:
+        return rows
+    return rows[np.linspace(0, rows.size - 1, n_max).astype(np.int64)]
+
+
 def derive_group_template(samples: np.ndarray, pedestal_adc: np.ndarray, noise_adc: np.ndarray,
                           timing: SadcTiming,
                           config: TemplateConfig = TemplateConfig()) -> tuple[np.ndarray, int]:
@@ -247,15 +273,13 @@ def derive_group_template(samples: np.ndarray, pedestal_adc: np.ndarray, noise_a
     """
     period = timing.sample_period_ns
     parity = np.arange(timing.n_samples) % 2
-    s = samples.astype(np.float64) - pedestal_adc[:, parity]
-    k_max = np.argmax(s, axis=1)
-    a_max = s[np.arange(s.shape[0]), k_max]
+    k_max, a_max = _pulse_maxima(samples, pedestal_adc, parity)
     clean = (a_max > config.min_amplitude_sigma * noise_adc) & (k_max > 1)
     clean &= (k_max < timing.n_samples - 2) & (samples.max(axis=1) < timing.adc_max)
-    rows = np.flatnonzero(clean)[: config.max_pulses]
+    rows = _spread_subset(np.flatnonzero(clean), config.max_pulses)
     if rows.size < config.min_pulses:
         raise ValueError(f"only {rows.size} clean pulses (need {config.min_pulses})")
-    s = s[rows]
+    s = samples[rows].astype(np.float64) - pedestal_adc[rows][:, parity]
     area = s.sum(axis=1)
     sample_t = np.arange(timing.n_samples) * period
     t_centroid = _centroid_ns(s, k_max[rows], period, config.centroid_before,

@@ -77,25 +77,54 @@ class ShowerModel:
             total += weight * float(np.sum(inner * np.diff(y)))
         return total
 
-    def matrix_containment(self, ecal: CalorimeterGeometry) -> np.ndarray:
-        """(n_x, n_y) fraction of a shower centred on each cell that stays inside the matrix."""
+    def matrix_containment(self, ecal: CalorimeterGeometry, dx_mm: np.ndarray | None = None,
+                           dy_mm: np.ndarray | None = None) -> np.ndarray:
+        """(n_x, n_y) fraction of a shower aimed at each cell that stays inside the matrix.
+
+        The shower axis sits at the cell centre, or displaced from it by ``dx_mm``,
+        ``dy_mm`` ((n_x, n_y) arrays, e.g. from :meth:`displacement_from_ratio`).
+        """
         half = 0.5 * ecal.cell_size
         moliere = float(ecal.extra["moliere_radius"])
-        out = np.empty((ecal.n_x, ecal.n_y))
+        shape = (ecal.n_x, ecal.n_y)
+        dx = np.zeros(shape) if dx_mm is None else np.broadcast_to(dx_mm, shape)
+        dy = np.zeros(shape) if dy_mm is None else np.broadcast_to(dy_mm, shape)
+        out = np.empty(shape)
         x_lo, x_hi = ecal.cell_x(0) - half, ecal.cell_x(ecal.n_x - 1) + half
         y_lo, y_hi = ecal.cell_y(0) - half, ecal.cell_y(ecal.n_y - 1) + half
         for ix in range(ecal.n_x):  # 36 cells, once per derivation
             for iy in range(ecal.n_y):
-                x0, y0 = ecal.cell_x(ix), ecal.cell_y(iy)
+                x0, y0 = ecal.cell_x(ix) + dx[ix, iy], ecal.cell_y(iy) + dy[ix, iy]
                 out[ix, iy] = self.rectangle_fraction(x_lo - x0, x_hi - x0, y_lo - y0, y_hi - y0,
                                                       moliere)
         return out
 
-    def central_cell_fraction(self, ecal: CalorimeterGeometry) -> float:
-        """Model fraction of a centred shower in its own cell (a cross-check of the data)."""
+    def central_cell_fraction(self, ecal: CalorimeterGeometry, dx_mm: float = 0.0,
+                              dy_mm: float = 0.0) -> float:
+        """Model fraction of a shower in its own cell, axis displaced by (dx, dy) mm from the
+        cell centre (centred by default: a cross-check of the data)."""
         half = 0.5 * ecal.cell_size
         moliere = float(ecal.extra["moliere_radius"])
-        return self.rectangle_fraction(-half, half, -half, half, moliere)
+        return self.rectangle_fraction(-half - dx_mm, half - dx_mm, -half - dy_mm,
+                                       half - dy_mm, moliere)
+
+    def neighbour_ratio(self, ecal: CalorimeterGeometry, d_mm: np.ndarray) -> np.ndarray:
+        """Energy in the next cell over that in the previous one (along one axis) for a shower
+        displaced by ``d_mm`` from the centre of its cell along that axis."""
+        half, pitch = 0.5 * ecal.cell_size, ecal.cell_size
+        moliere = float(ecal.extra["moliere_radius"])
+        return np.array([
+            self.rectangle_fraction(pitch - half - d, pitch + half - d, -half, half, moliere)
+            / self.rectangle_fraction(-pitch - half - d, -pitch + half - d, -half, half, moliere)
+            for d in np.atleast_1d(d_mm)])
+
+    def displacement_from_ratio(self, ecal: CalorimeterGeometry, ratio: np.ndarray,
+                                max_mm: float = 15.0, step_mm: float = 0.1) -> np.ndarray:
+        """Inverse of :meth:`neighbour_ratio` (mm; by interpolation on a grid of
+        ``+-max_mm``, clipped there)."""
+        grid = np.arange(-max_mm, max_mm + 0.5 * step_mm, step_mm)
+        model = np.log(self.neighbour_ratio(ecal, grid))
+        return np.interp(np.log(np.asarray(ratio, np.float64)), model, grid)
 
     def preshower_fraction(self, energy_GeV, depth_X0: float) -> np.ndarray:
         """Mean fraction of an electron shower of ``energy_GeV`` in the first ``depth_X0``."""

@@ -203,8 +203,10 @@ def _pedestals(samples, i, n_ped, ref_even, ref_odd, noise, flat_sigma, shift_si
     if np.isnan(ref_even) or np.isnan(ref_odd):
         return ped_e, ped_o, False
     worst = 0.0
-    for k in range(n_ped):
-        worst = max(worst, abs(samples[i, k] - (ped_o if k & 1 else ped_e)))
+    for k in range(0, n_ped, 2):
+        worst = max(worst, abs(samples[i, k] - ped_e))
+    for k in range(1, n_ped, 2):
+        worst = max(worst, abs(samples[i, k] - ped_o))
     shifted = max(abs(ped_e - ref_even), abs(ped_o - ref_odd)) > shift_sigma * noise
     if worst > flat_sigma * noise or shifted:
         return ref_even, ref_odd, True
@@ -369,20 +371,24 @@ def _has_second_pulse(s, usable, a, t_peak, period, values, m, t_first, inv_step
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
 def _raw_maxima(samples, i):
-    """Largest raw even and odd samples of waveform ``i`` (ADC counts, integers)."""
-    max_e = np.int64(0)
-    max_o = np.int64(0)
-    for k in range(0, samples.shape[1] - 1, 2):
-        max_e = max(max_e, np.int64(samples[i, k]))
-        max_o = max(max_o, np.int64(samples[i, k + 1]))
-    if samples.shape[1] & 1:
-        max_e = max(max_e, np.int64(samples[i, samples.shape[1] - 1]))
-    return max_e, max_o
+    """Largest raw even and odd samples of waveform ``i`` (ADC counts, integers).
+
+    Accumulated in the samples' own integer type (no widening per sample).
+    """
+    row = samples[i]
+    max_e = row[0]
+    max_o = row[1] if row.size > 1 else row[0]
+    for k in range(2, row.size - 1, 2):
+        max_e = max(max_e, row[k])
+        max_o = max(max_o, row[k + 1])
+    if row.size & 1:
+        max_e = max(max_e, row[row.size - 1])
+    return np.int64(max_e), np.int64(max_o)
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
 def _subtract(samples, i, ped_e, ped_o, s):
-    """Pedestal-subtracted samples into ``s``; (index and value of the maximum, largest raw)."""
+    """Pedestal-subtracted samples into ``s``; index and value of their maximum."""
     n_samples = s.size
     for k in range(0, n_samples, 2):
         s[k] = samples[i, k] - ped_e
@@ -390,14 +396,28 @@ def _subtract(samples, i, ped_e, ped_o, s):
         s[k] = samples[i, k] - ped_o
     k_max = 0
     s_max = s[0]
-    raw_max = np.int64(0)
-    for k in range(n_samples):
-        raw_max = max(raw_max, np.int64(samples[i, k]))
     for k in range(n_samples):
         if s[k] > s_max:
             s_max = s[k]
             k_max = k
-    return k_max, s_max, raw_max
+    return k_max, s_max
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_FAST)
+def _fit_quiet(samples, i, ped_e, ped_o, first, last, table_first, table, norm, m, j):
+    """Least squares of a channel without a pulse at grid shift ``j`` over samples
+    ``first..last`` (all usable), ``norm`` the precomputed ``sum T^2`` there, straight from
+    the raw samples: (A, sum s^2 - A sum sT, n)."""
+    s_t = 0.0
+    s_s = 0.0
+    for k in range(first, last + 1):
+        v = samples[i, k] - (ped_o if k & 1 else ped_e)
+        s_t += v * table[m, j, k - table_first]
+        s_s += v * v
+    if norm <= 0.0:
+        return 0.0, np.inf, last - first + 1
+    a = s_t / norm
+    return a, s_s - a * s_t, last - first + 1
 
 
 class _Settings(NamedTuple):
@@ -466,6 +486,10 @@ def _waveform_kernel(samples, template_index, template_stride, channel_index, re
     k0 = cfg.in_time_sample
     first0 = max(k0 - cfg.before, 0)
     last0 = min(k0 + cfg.after, n_samples - 1)
+    quiet_norm = np.zeros(table.shape[0])  # sum T^2 of each template over the in-time window
+    for t_row in range(table.shape[0]):
+        for k in range(first0, last0 + 1):
+            quiet_norm[t_row] += table[t_row, j_zero, k - k0 + cfg.before] ** 2
     for i in range(samples.shape[0]):
         m = template_index[i * template_stride]
         c = channel_index[i]
@@ -481,19 +505,17 @@ def _waveform_kernel(samples, template_index, template_stride, channel_index, re
                 max_e, max_o) < cfg.adc_max:
             # no pulse (the majority of channels, ~75 % in a 100 GeV shower event): the
             # amplitude at the nominal in-time position, only the fit window subtracted
-            for k in range(first0, last0 + 1):
-                s[k] = samples[i, k] - (ped_o if k & 1 else ped_e)
-            a, resid, n = _fit_on_grid(s, usable, first0, last0, k0, cfg.before, table, m,
-                                       j_zero)
+            a, resid, n = _fit_quiet(samples, i, ped_e, ped_o, first0, last0, k0 - cfg.before,
+                                     table, quiet_norm[m], m, j_zero)
             out_amax[i] = max(max_e - ped_e, max_o - ped_o)
             out_amp[i] = a
             out_t[i] = np.nan
             out_chi2[i] = resid / (noise * noise) / max(n - 1, 1)
             out_flags[i] = flags | 8
             continue
-        k_max, s_max, raw_max = _subtract(samples, i, ped_e, ped_o, s)
+        k_max, s_max = _subtract(samples, i, ped_e, ped_o, s)
         out_amax[i] = s_max
-        saturated = raw_max >= cfg.adc_max
+        saturated = max(max_e, max_o) >= cfg.adc_max
         centre = k_max
         if saturated:
             flags |= 1

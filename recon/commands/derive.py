@@ -134,10 +134,15 @@ def _on_axis(digits: ak.Array, geometry) -> np.ndarray:
     return (ix == centre) & (iy == centre) & (ak.to_numpy(ak.num(ecal)) > 0)
 
 
-def _read(paths: list[Path]) -> ak.Array:
-    return (
-        ak.concatenate([read_events(p) for p in paths]) if len(paths) > 1 else read_events(paths[0])
-    )
+# the digits columns a kind reads (None: all); the SADC derivations never read the tracker
+# strips, the largest part of a calibration run's digits (peak memory of the large cell scan)
+_SADC_COLUMNS = ["run", "spill", "event", "ecal", "hcal", "counters"]
+COLUMNS = {kind: (None if kind == "strip-pedestals" else _SADC_COLUMNS) for kind in KINDS}
+
+
+def _read(paths: list[Path], columns: list[str] | None = None) -> ak.Array:
+    parts = [read_events(p, columns=columns) for p in paths]
+    return ak.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -151,7 +156,7 @@ def _main(args: argparse.Namespace) -> int:
         setup=setup, version=args.version, valid_runs=tuple(args.valid_runs),
         description=f"derived by `na64 derive {args.kind}` from {sources}",
     )  # fmt: skip
-    digits = _read(args.digits)
+    digits = _read(args.digits, COLUMNS[args.kind])
     log.info("deriving %s %s from %d events of run %d", args.kind, args.version, len(digits), run)
     if args.kind == "counter-calibration":
         if not args.muons:
@@ -159,7 +164,8 @@ def _main(args: argparse.Namespace) -> int:
         electrons = digits[_on_axis(digits, db.geometry(setup, run))]
         log.info("counter scales from %d electrons on the central ECAL cell", len(electrons))
         paths = KINDS[args.kind](
-            electrons, _read(args.muons), db, run, header, args.root, args.plots
+            electrons, _read(args.muons, COLUMNS[args.kind]), db, run, header, args.root,
+            args.plots,
         )
     else:
         paths = KINDS[args.kind](digits, db, run, header, args.root, args.plots)

@@ -1,7 +1,11 @@
 """``na64 validate-calo``: derived calorimeter conditions and calo output vs simulation truth.
 
-Reads the derived conditions (``--derived ROOT`` with ``--version``, on top of
-the base ``--conditions``), the simulation's true-constants JSON and, per run,
+Reads the derived conditions through the usual conditions options
+(``--conditions DIR ... --pin KIND=VERSION ...``, as every stage command, so
+per-kind versions such as ``calibration.versions: {ecal_calibration: v2}``
+are validated as configured; ``--derived ROOT`` adds a conditions root and
+``--version V`` pins every calorimetry kind that no ``--pin`` names), the
+simulation's true-constants JSON and, per run,
 a calo file of ``na64 calo`` with its truth table of ``na64 simulate``
 (``--scan`` ECAL cell scan, ``--muons`` muon run, ``--signal``/``--physics``
 runs with electron showers). Writes every acceptance figure of the
@@ -41,8 +45,9 @@ _CALO_COLUMNS = ["run", "spill", "event", "e_ecal_GeV", "ecal_pileup", "e_hcal_m
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("validate-calo", help="calorimetry validation against sim truth",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--derived", type=Path, required=True, help="root of the derived conditions")
-    p.add_argument("--version", required=True, help="version of the derived conditions")
+    p.add_argument("--derived", type=Path, help="root of the derived conditions (added to "
+                   "--conditions)")
+    p.add_argument("--version", help="version of every calorimetry kind not pinned by --pin")
     p.add_argument("--true-constants", type=Path, required=True, help="sim true-constants JSON")
     pair = {"nargs": 2, "type": Path, "metavar": ("CALO", "TRUTH")}
     p.add_argument("--scan", required=True, help="ECAL cell-scan run", **pair)
@@ -57,6 +62,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="exit 1 if a goal is missed")
     add_conditions_options(p)
     p.set_defaults(func=_main)
+
+
+def _with_derived(args: argparse.Namespace) -> argparse.Namespace:
+    """The conditions options with ``--derived`` as a root and ``--version`` as the pin of every
+    calorimetry kind that no explicit ``--pin`` names (explicit per-kind pins win)."""
+    pinned = {item.partition("=")[0] for item in args.pin}
+    extra_roots = [args.derived] if args.derived is not None else []
+    extra_pins = ([f"{kind}={args.version}" for kind in _KINDS if kind not in pinned]
+                  if args.version else [])
+    return argparse.Namespace(**{**vars(args),
+                                 "conditions": [*(args.conditions or []), *extra_roots] or None,
+                                 "pin": [*args.pin, *extra_pins]})
 
 
 def _sample(name: str, pair: list[Path]):
@@ -74,9 +91,8 @@ def _main(args: argparse.Namespace) -> int:
     from recon.validation import calorimetry as v
 
     setup, run = input_identity(args.scan[0], args.setup)
-    args.conditions = [*(args.conditions or []), args.derived]
-    args.pin = [*args.pin, *(f"{kind}={args.version}" for kind in _KINDS)]
-    db = conditions_from_args(args)
+    options = _with_derived(args)
+    db = conditions_from_args(options)
     geometry = db.geometry(setup, run)
     layout = SadcLayout.from_geometry(geometry)
     timing = SadcTiming.from_daq(db.data("daq", setup, run)[0])
@@ -97,7 +113,10 @@ def _main(args: argparse.Namespace) -> int:
         timing=timing, scan=scan, muons=_sample("muons", args.muons) if args.muons else None,
         showers=showers, ecal_shape=layout.ecal)
     figures, arrays = result["figures"], result["arrays"]
-    figures["inputs"] = {"derived": str(args.derived), "version": args.version, "setup": setup,
+    figures["inputs"] = {"conditions": [str(r) for r in options.conditions or []],
+                         "versions": {kind: db.data(kind, setup, run)[1].version
+                                      for kind in _KINDS},
+                         "setup": setup,
                          "true_constants": str(args.true_constants),
                          "runs": {s.name: int(np.asarray(s.calo.run)[0]) for s in showers}}
     args.plots.mkdir(parents=True, exist_ok=True)

@@ -473,6 +473,7 @@ def validate_calorimetry(*, true: dict[str, TrueSadcConstants], pedestals, ecal_
         "true_fit": dict(zip(("stochastic", "constant", "stochastic_error", "constant_error"),
                              true_fit, strict=True)),
         "max_relative_excess": float(np.nanmax(rel)),
+        "consistency": _goal_consistency(resolution, goal, (a, b, a_err, b_err), acceptance),
         "pass": bool(np.nanmax(np.abs(rel)) < acceptance.resolution_tolerance)}
     arrays["linearity"], arrays["resolution"] = linearity, resolution
     arrays["resolution_fit"] = (a, b)
@@ -486,6 +487,24 @@ def validate_calorimetry(*, true: dict[str, TrueSadcConstants], pedestals, ecal_
         arrays["mip"] = (e_mod, figures["hcal_mip"])
     figures["pass"] = bool(all(_passes(v) for v in figures.values() if isinstance(v, dict)))
     return {"figures": figures, "arrays": arrays}
+
+
+def _goal_consistency(resolution: dict[str, np.ndarray], goal: np.ndarray,
+                      fit: tuple[float, float, float, float],
+                      acceptance: CaloAcceptance) -> dict[str, float]:
+    """How consistent the measured widths are with the goal given their statistical errors:
+    chi2 of the bins against the goal (also of the truth-level widths, i.e. of the simulated
+    detector alone, with the same errors) and the pulls of the fitted terms."""
+    ok = np.isfinite(resolution["resolution"]) & np.isfinite(goal)
+    error = resolution["resolution_error"][ok]
+    a, b, a_err, b_err = fit
+    return {
+        "ndf": int(ok.sum()),
+        "chi2": float((((resolution["resolution"][ok] - goal[ok]) / error) ** 2).sum()),
+        "true_chi2": float((((resolution["true_resolution"][ok] - goal[ok]) / error) ** 2).sum()),
+        "stochastic_pull": float((a - acceptance.stochastic_goal) / max(a_err, 1e-12)),
+        "constant_pull": float((b - acceptance.constant_goal) / max(b_err, 1e-12)),
+    }
 
 
 def _passes(node: Any) -> bool:

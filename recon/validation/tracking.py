@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from recon.plotting import pyplot
+
 __all__ = [
     "CALO_COLUMNS",
     "TRACK_COLUMNS",
@@ -517,20 +519,11 @@ def validate_tracking(
 # ------------------------------------------------------------------ plots
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_resolution_vs_momentum(
     rows: list[dict[str, Any]], path: str | Path, *, goal: float = 0.010
 ) -> None:
     """sigma(p)/p and bias (%) and efficiency/acceptance against the true momentum (GeV)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(3, 1, figsize=(7, 9), sharex=True)
     p = np.array([row["p_mean_GeV"] for row in rows])
     has = np.array([row.get("resolution") is not None for row in rows], dtype=bool)
@@ -574,7 +567,7 @@ def plot_resolution_vs_momentum(
 
 def plot_momentum(residual: np.ndarray, pull: np.ndarray, path: str | Path) -> None:
     """Distributions of p/p_true - 1 (%) and of the momentum pull at the reference momentum."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     r = 100 * residual[np.isfinite(residual)]
     if r.size:
@@ -612,7 +605,7 @@ def plot_momentum(residual: np.ndarray, pull: np.ndarray, path: str | Path) -> N
 
 def plot_impact(dx: np.ndarray, dy: np.ndarray, selection: np.ndarray, path: str | Path) -> None:
     """Track impact at the ECAL face minus shower centre (mm), x and y."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, d, axis in ((axes[0], dx, "x"), (axes[1], dy, "y")):
         v = d[selection]
@@ -634,7 +627,7 @@ def plot_impact(dx: np.ndarray, dy: np.ndarray, selection: np.ndarray, path: str
 
 def plot_pileup(pileup: dict[str, Any], path: str | Path) -> None:
     """Efficiency and two-candidate fraction against the pile-up time (tracked pile-up)."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = pileup["versus_dt"]
     centre = np.array([(r["dt_lo_ns"] + r["dt_hi_ns"]) / 2 for r in rows])
     eff = np.array([r["efficiency"] if r["efficiency"] is not None else np.nan for r in rows])

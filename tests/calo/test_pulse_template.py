@@ -69,3 +69,16 @@ def test_templates_per_group_and_outputs(tmp_path, geometry, truth):
         above = true_grid[true >= 0.1][0], true_grid[true >= 0.9][0]
         assert rise == pytest.approx(above[1] - above[0], abs=1.5)
     assert plot_pulse_templates(again, tmp_path / "templates.png").stat().st_size > 0
+
+
+def test_pulse_subset_is_spread_over_an_ordered_run():
+    """A cell scan visits the cells in turn: a capped pulse sample must span the whole run,
+    not its first channels (the first 50 000 pulses of a 28 800-event scan were 8 cells)."""
+    from recon.calo.pulse_template import _spread_subset
+
+    rows = np.arange(0, 100_000, 2)
+    subset = _spread_subset(rows, 1000)
+    assert subset.size == 1000 and subset[0] == rows[0] and subset[-1] == rows[-1]
+    assert np.unique(subset).size == 1000
+    assert np.all(np.diff(subset) >= 2 * (rows.size // 1000) - 2)  # evenly spaced
+    np.testing.assert_array_equal(_spread_subset(rows[:500], 1000), rows[:500])

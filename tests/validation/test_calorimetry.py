@@ -126,3 +126,29 @@ def test_scan_statistical_error_of_the_preshower_median():
     expected = scan_statistical_error(e_true, n_section)
     # 1.2533 * 0.5 / sqrt(400) ~ 3.1 % (share of the total, not of 100 GeV: a little more)
     assert np.all((expected > 0.025) & (expected < 0.04))
+
+
+def test_validate_calo_honours_per_kind_versions():
+    """`--pin KIND=VERSION` (the workflow's per-kind calibration versions) wins over the
+    global `--version`, which only pins the kinds not named; `--derived` adds a root."""
+    import argparse
+    from pathlib import Path
+
+    from recon.commands import validate_calo
+
+    parser = argparse.ArgumentParser()
+    validate_calo.register(parser.add_subparsers())
+    common = ["validate-calo", "--true-constants", "t.json", "--scan", "c", "t",
+              "--output-json", "o.json", "--plots", "p"]
+    args = parser.parse_args([*common, "--conditions", "base", "--conditions", "derived",
+                              "--pin", "ecal_calibration=v2", "--pin", "sadc_pedestals=v1"])
+    options = validate_calo._with_derived(args)
+    assert options.pin == ["ecal_calibration=v2", "sadc_pedestals=v1"]
+    assert options.conditions == [Path("base"), Path("derived")]
+    args = parser.parse_args([*common, "--derived", "d", "--version", "v1",
+                              "--pin", "ecal_calibration=v2"])
+    options = validate_calo._with_derived(args)
+    pins = dict(item.split("=") for item in options.pin)
+    assert pins["ecal_calibration"] == "v2"
+    assert pins["hcal_calibration"] == pins["pulse_template"] == "v1"
+    assert options.conditions == [Path("d")]
