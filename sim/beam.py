@@ -99,6 +99,8 @@ def _beam_kernel(rng, species, fixed_pdg, edges, codes, p_nominal, sigma_p, tail
 
     ``species`` 0: mix (one uniform against the cumulative ``edges`` of pi, K, mu, e- tail;
     ``codes`` the PDG ids, -11 marking the tail), else every particle is ``fixed_pdg``.
+    The halo flag uses the species uniform rescaled to its interval (uniform and
+    independent of the species), or its own uniform for a single species.
     """
     n_edges = edges.shape[0]
     for i in range(pdg.shape[0]):
@@ -109,13 +111,19 @@ def _beam_kernel(rng, species, fixed_pdg, edges, codes, p_nominal, sigma_p, tail
             while k < n_edges and u >= edges[k]:
                 k += 1
             code = codes[k]
+            # u is uniform within its species' interval: rescaled, it decides the halo
+            lo = edges[k - 1] if k > 0 else 0.0
+            hi = edges[k] if k < n_edges else 1.0
+            v = (u - lo) / (hi - lo)
+        else:
+            v = rng.random()
+        halo = v < f_halo
         pi = p_nominal * (1.0 + sigma_p * rng.standard_normal())
         if code == -11:
             pi = tail_lo + (tail_hi - tail_lo) * rng.random()
             code = 11
         pdg[i] = code
         p[i] = pi
-        halo = rng.random() < f_halo
         s = halo_spot if halo else spot
         d = halo_div if halo else div
         x[i] = s * rng.standard_normal()

@@ -18,6 +18,16 @@ distributions; the random numbers are drawn in another order).
 Electrons that undergo an electronuclear or dimuon interaction, and every
 other species, are flagged and left to the numpy path.
 
+Early rejection: given the events' ECAL trigger thresholds (``e_cut``), a
+particle is given ``e_ecal`` = inf before its section fractions and visible
+energy are drawn when it passes its threshold with a probability below
+``REJECT_PROBABILITY`` (1e-18): a lower bound on the contained energy from the
+Chernoff bound of the Gamma profile's tail beyond the last section and the
+smallest lateral containment (:func:`_em_contained_lower`), and the Chernoff
+bound of the Gamma sampling fluctuation's left tail (:func:`_surely_above`).
+Pile-up only adds energy, so such an event cannot trigger. About 95 % of a
+physics beam stops there (docs/simulation-physics.md).
+
 Section fractions need the regularised lower incomplete gamma function
 ``P(a, x)``; :class:`IncGammaTable` tabulates it on a grid of ``a`` (step
 0.05) and ``s = sqrt(x)`` (step 0.02) and interpolates with 4 x 4-point
@@ -43,6 +53,7 @@ from sim.transport import C_GEV_PER_T_MM
 __all__ = [
     "FLAG_FAST",
     "FLAG_SLOW",
+    "REJECT_PROBABILITY",
     "ElectronTables",
     "IncGammaTable",
     "igam",
@@ -57,6 +68,11 @@ _A0, _HA, _A_MAX = 1.0, 0.05, 16.0  # table grid in a (exact igam below _A_EXACT
 _A_EXACT = 1.5
 _HS, _X_MAX = 0.02, 80.0  # table grid in s = sqrt(x)
 _EM_SHOWER, _HADRONIC, _DIMUON, _UPSTREAM_BREMS = 0, 1, 2, 3  # sim.deposits.Process
+# A particle whose visible ECAL energy exceeds its event's trigger threshold with a
+# probability above 1 - REJECT_PROBABILITY is rejected without drawing that energy
+# (far below the 2^-53 resolution of the uniform variates behind every sampler).
+REJECT_PROBABILITY = 1e-18
+_LOG_REJECT = math.log(REJECT_PROBABILITY)
 
 
 # ---------------------------------------------------------------------------- incomplete gamma
@@ -316,7 +332,7 @@ def _inside(x, y, c, j):
     dx = x - c[j, 0]
     dy = y - c[j, 1]
     box = abs(dx) <= 0.5 * c[j, 2] and abs(dy) <= 0.5 * c[j, 3]
-    return box and math.sqrt(dx * dx + dy * dy) >= c[j, 4]
+    return box and dx * dx + dy * dy >= c[j, 4] * c[j, 4]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -397,6 +413,50 @@ def _em_contained(em, i, s, bounds, x0_mm, contain, cx0, cy0, cstep, gt, ga0, gh
 
 
 @nb.njit(cache=True, nogil=True)
+def _em_contained_lower(em, i, s, bounds, x0_mm, contain, cx0, cy0, cstep):
+    """A lower bound on :func:`_em_contained` without the incomplete gamma function.
+
+    The section fractions add up to P(a, b (t_last - t0)) >= 1 - Q, with the Chernoff
+    bound Q(a, x) <= (x/a)^a exp(a - x) for x > a (plus a margin for the table's
+    interpolation error), and each section's lateral containment is at least the
+    smallest of them. 0 when no bound applies.
+    """
+    E, x, y, tx, ty = em[i, s, 0], em[i, s, 1], em[i, s, 2], em[i, s, 3], em[i, s, 4]
+    t0, a, b = em[i, s, 5], em[i, s, 6], em[i, s, 7]
+    n_b = bounds.shape[0]
+    x_last = b * (bounds[n_b - 1] - t0)
+    if t0 < bounds[0] or x_last <= a:
+        return 0.0
+    # 1e-5: margin for the P(a, x) table's interpolation error (below 1e-6)
+    q = math.exp(a * math.log(x_last / a) + a - x_last) + 1e-5
+    if q >= 1.0:
+        return 0.0
+    mean = t0 + a / b
+    c_min = 1.0
+    for k in range(1, n_b):
+        lo = max(bounds[k - 1], t0)
+        depth = min(max(mean, lo), max(lo, bounds[k])) * x0_mm
+        c_min = min(c_min, _contained(x + tx * depth, y + ty * depth, contain, k - 1, cx0,
+                                      cy0, cstep))
+    return E * (1.0 - q) * c_min
+
+
+@nb.njit(cache=True, nogil=True)
+def _surely_above(mu_low, e_cut, s2):
+    """True if P(Gamma(mu/s2, scale s2) < e_cut) < REJECT_PROBABILITY for every mu >= mu_low.
+
+    Gamma(k, s2) grows stochastically with k; for y = e_cut/s2 < k the Chernoff bound
+    P(G < y) <= (y/k)^k exp(k - y) holds for G ~ Gamma(k, 1).
+    """
+    k = mu_low / s2
+    y = e_cut / s2
+    if not (y < k):
+        return False
+    r = y / k
+    return k * (math.log(r) + 1.0 - r) < _LOG_REJECT
+
+
+@nb.njit(cache=True, nogil=True)
 def electron_stage1_kernel(
     rng,
     pdg,
@@ -430,6 +490,7 @@ def electron_stage1_kernel(
     constant,
     sr_coeff,
     m_e2,
+    e_cut,
     gt,
     ga0,
     gha,
@@ -480,8 +541,8 @@ def electron_stage1_kernel(
             continue
         flag[i] = FLAG_FAST
         process[i] = _EM_SHOWER
-        # upstream brems
-        u = rng.random()
+        # upstream brems: u rescaled to [0, 1) within the EM-shower interval is a fresh uniform
+        u = u / process_cum_q[0]
         choice = 0
         while choice < n_brems - 1 and u >= brems_cum_q[choice]:
             choice += 1
@@ -545,6 +606,7 @@ def electron_stage1_kernel(
             em[i, 1, 0] = nE
             em[i, 1, 1], em[i, 1, 2] = nx + ntx * (z_ecal - nz), ny + nty * (z_ecal - nz)
             em[i, 1, 3], em[i, 1, 4] = ntx, nty
+        mu_low = 0.0
         for s in range(2):
             if em[i, s, 0] > 0.0:
                 a, b = _longitudinal(em[i, s, 0], rng, longi)
@@ -554,17 +616,26 @@ def electron_stage1_kernel(
                     ex + em[i, s, 3] * hcal_dz, ey + em[i, s, 4] * hcal_dz, hcal_rect
                 ):
                     em_in_hcal[i, s] = True
-                else:
-                    mu_s = _em_contained(em, i, s, bounds, x0_mm, contain, cx0, cy0, cstep,
-                                         gt, ga0, gha, ghs, gamax, gxmax, False)
-                    if mu_s < 0.0:
-                        mu_s = _em_contained(em, i, s, bounds, x0_mm, contain, cx0, cy0,
-                                             cstep, gt, ga0, gha, ghs, gamax, gxmax, True)
-                    mu += mu_s
+                elif e_cut[i] < np.inf:
+                    mu_low += _em_contained_lower(em, i, s, bounds, x0_mm, contain, cx0, cy0,
+                                                  cstep)
+        # visible = Gamma(mu/s2, s2) * max(1 + constant N(0,1), 0); the constant-term factor
+        # first, so that a particle surely above its trigger threshold stops here
+        factor = max(1.0 + constant * rng.standard_normal(), 0.0) if constant > 0.0 else 1.0
+        if factor > 0.0 and _surely_above(mu_low, e_cut[i] / factor, s2):
+            em_visible[i] = np.inf
+            e_ecal[i] = np.inf
+            continue
+        for s in range(2):
+            if em[i, s, 0] > 0.0 and not em_in_hcal[i, s]:
+                mu_s = _em_contained(em, i, s, bounds, x0_mm, contain, cx0, cy0, cstep,
+                                     gt, ga0, gha, ghs, gamax, gxmax, False)
+                if mu_s < 0.0:
+                    mu_s = _em_contained(em, i, s, bounds, x0_mm, contain, cx0, cy0,
+                                         cstep, gt, ga0, gha, ghs, gamax, gxmax, True)
+                mu += mu_s
         visible = 0.0
         if mu > 0.0:
-            visible = rng.gamma(mu / s2, s2)
-            if constant > 0.0:
-                visible *= max(1.0 + constant * rng.standard_normal(), 0.0)
+            visible = rng.gamma(mu / s2, s2) * factor
         em_visible[i] = visible
         e_ecal[i] = visible

@@ -17,10 +17,19 @@ from enum import IntEnum
 
 import numpy as np
 
-__all__ = ["N_COUNTERS", "N_STATIONS", "Deposits", "Process", "TrueEvents"]
+__all__ = [
+    "N_COUNTERS",
+    "N_STATIONS",
+    "APRIME_HISTOGRAM_EDGES_GeV",
+    "Deposits",
+    "Process",
+    "TrueEvents",
+]
 
 N_COUNTERS = 11
 N_STATIONS = 4  # MM1, MM2, GEM3, GEM4
+#: Bins of the histogram of generated A' energies of signal runs: 0.5 GeV up to 150 GeV.
+APRIME_HISTOGRAM_EDGES_GeV = np.linspace(0.0, 150.0, 301)
 
 
 class Process(IntEnum):

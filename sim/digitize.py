@@ -140,7 +140,7 @@ class DigitizedEvents:
 @cache
 def _normal_quantiles() -> np.ndarray:
     """Mid-point quantiles of the standard normal for 16-bit uniform codes."""
-    return ndtri((np.arange(_N_QUANTILES) + 0.5) / _N_QUANTILES)
+    return ndtri((np.arange(_N_QUANTILES) + 0.5) / _N_QUANTILES).astype(np.float32)
 
 
 def sadc_time_to_peak_ns(rise_ns: np.ndarray, decay_ns: np.ndarray) -> np.ndarray:

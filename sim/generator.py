@@ -19,9 +19,13 @@ Two stages per chunk of beam particles (columnar throughout):
    :mod:`sim.cheap`; the others through the vectorised numpy path below
    (:func:`_stage1_numpy`), with the same distributions.
 2. The trigger (:mod:`sim.trigger`) keeps typically 1 % of a physics beam; only
-   for those events (and their pile-up particle) the full per-cell deposits, HCAL,
-   counters, SRD (synchrotron photons, :mod:`sim.synchrotron`) and tracker
-   crossings are built, the cell energies adding up exactly to the drawn totals.
+   for those events (and their pile-up particle, both in one pass) the full
+   per-cell deposits, HCAL, counters, SRD (synchrotron photons,
+   :mod:`sim.synchrotron`) and tracker crossings are built, the cell energies
+   adding up exactly to the drawn totals. The ECAL thresholds are drawn before
+   the cheap stage, so that the electron kernel can stop early for particles
+   that cannot pass theirs (:mod:`sim.cheap`); pile-up is drawn for the events
+   whose in-time particle passes alone.
 
 Kinds: ``physics`` (beam mix, all processes, physics trigger), ``signal`` (every
 beam electron emits an A' of mass ``mass_GeV``; physics trigger), ``ecal_scan``
@@ -52,7 +56,14 @@ from sim.beam import (
     sample_pileup,
 )
 from sim.cheap import FLAG_FAST, ElectronTables, electron_stage1_kernel, inc_gamma_table
-from sim.deposits import N_COUNTERS, N_STATIONS, Deposits, Process, TrueEvents
+from sim.deposits import (
+    N_COUNTERS,
+    N_STATIONS,
+    APRIME_HISTOGRAM_EDGES_GeV,
+    Deposits,
+    Process,
+    TrueEvents,
+)
 from sim.processes import (
     AprimeSpectrum,
     ProcessParams,
@@ -186,6 +197,7 @@ class _Context:
     ecal_lambda_mm: float
     brems_prob: np.ndarray  # per transport plane
     electron_tables: dict[bool, ElectronTables] = None  # by `unbiased`, set by build()
+    empty_outcomes: dict[float, Any] = None  # numpy-path outcome of no particle, by start z
 
     @classmethod
     def build(cls, geometry: Geometry, field_data: dict, params: PhysicsParams) -> _Context:
@@ -223,6 +235,7 @@ class _Context:
             ecal_lambda_mm=depth_mm / params.ecal.depth_lambda,
             brems_prob=brems,
             electron_tables={},
+            empty_outcomes={},
         )
         for unbiased in (False, True):
             ctx.electron_tables[unbiased] = _electron_tables(ctx, unbiased)
@@ -876,8 +889,25 @@ class _Stage1:
         return out.take(order)
 
 
-def _stage1(beam: BeamParticles, rng, ctx: _Context, signal, unbiased: bool) -> _Stage1:
-    """Cheap stage: the electron kernel for showering electrons, numpy for the rest."""
+def _empty_outcome(beam: BeamParticles, ctx: _Context) -> _Outcome:
+    """The numpy path's outcome of no particle, built once per start z (no draws)."""
+    z = float(beam.z_mm)
+    if z not in ctx.empty_outcomes:
+        none = np.zeros(0, dtype=np.int64)
+        ctx.empty_outcomes[z] = _stage1_numpy(_beam_take(beam, none), np.random.default_rng(0),
+                                              ctx, None, True, None)
+    return ctx.empty_outcomes[z]
+
+
+def _stage1(beam: BeamParticles, rng, ctx: _Context, signal, unbiased: bool,
+            e_cut: np.ndarray | None = None) -> _Stage1:
+    """Cheap stage: the electron kernel for showering electrons, numpy for the rest.
+
+    ``e_cut`` (GeV per particle, None: no cut): the events' ECAL trigger thresholds. A
+    kernel particle whose ECAL energy is above its threshold except with a probability
+    below :data:`sim.cheap.REJECT_PROBABILITY` gets ``e_ecal`` = inf without its section
+    fractions and visible energy being drawn (it cannot trigger: pile-up only adds energy).
+    """
     n = len(beam)
     flag = np.empty(n, dtype=np.int8)
     process = np.empty(n, dtype=np.int8)
@@ -905,6 +935,7 @@ def _stage1(beam: BeamParticles, rng, ctx: _Context, signal, unbiased: bool) -> 
             t.brems_y_min, st_z, st_b, st_slot, st_plane, ctx.z_ecal, t.counters,
             t.longi, t.ecal_rect, t.hcal_rect, t.hcal_dz, t.x0_mm, t.bounds, t.contain,
             t.contain_origin, t.sampling, t.constant, t.sr_coeff, t.m_e2,
+            np.full(n, np.inf) if e_cut is None else np.asarray(e_cut, dtype=float),
             g.values, g.a0, g.ha, g.hs, g.a_max, g.x_max,
             flag, process, weight, fast["hits"], fast["e_ecal"], fast["p_true"], fast["face"],
             fast["em"], fast["em_in_hcal"], fast["em_visible"], fast["brems_plane"],
@@ -916,7 +947,8 @@ def _stage1(beam: BeamParticles, rng, ctx: _Context, signal, unbiased: bool) -> 
         flag[:] = 1 - FLAG_FAST
         slow_rows = np.arange(n)
         preset = None
-    slow = _stage1_numpy(_beam_take(beam, slow_rows), rng, ctx, signal, unbiased, preset)
+    slow = (_stage1_numpy(_beam_take(beam, slow_rows), rng, ctx, signal, unbiased, preset)
+            if slow_rows.size else _empty_outcome(beam, ctx))
     hits, e_ecal = fast["hits"], fast["e_ecal"]
     s1, v1, s2 = hits[:, 0].copy(), hits[:, 1].copy(), hits[:, 2].copy()
     s1[slow_rows], v1[slow_rows], s2[slow_rows] = slow.s1, slow.v1, slow.s2
@@ -1198,39 +1230,52 @@ def _aprime_spectrum(mass: float, E0: float, Z: float, A: float, n: int) -> Apri
     return AprimeSpectrum(mass, E0, Z=Z, A=A, n_table=n)
 
 
-def _chunk(kind, n, rng, ctx: _Context, signal, target, pileup: bool) -> tuple[TrueEvents, int]:
+def _chunk(kind, n, rng, ctx: _Context, signal, target, pileup: bool,
+           aprime_counts: np.ndarray | None) -> tuple[TrueEvents, int]:
     beam = _beam_for(kind, n, rng, ctx, target)
-    out = _stage1(beam, rng, ctx, signal, unbiased=False)
     config = trigger_config(kind, ctx.params.trigger, steered=target is not None)
     threshold = ecal_thresholds(n, config, rng)
+    out = _stage1(beam, rng, ctx, signal, unbiased=False, e_cut=threshold)
+    if aprime_counts is not None:  # every A' generated, triggered or not (numpy-path rows)
+        emitted = out.slow.e_aprime[out.slow.e_aprime > 0]
+        aprime_counts += np.histogram(emitted, bins=APRIME_HISTOGRAM_EDGES_GeV)[0]
     alone = TriggerInputs(
         out.s1, out.s2, out.v1, out.e_ecal, np.zeros(n, dtype=bool), np.zeros(n), np.full(n, np.nan)
     )
     # pile-up only adds ECAL energy and V1 vetoes: an event whose in-time particle fails
-    # alone fails with any pile-up, so pile-up particles are simulated for candidates only
-    candidate = trigger_decision(alone, config, rng, threshold)
+    # alone fails with any pile-up, so pile-up particles are drawn and simulated for the
+    # candidates only (arrays below are over the candidates)
+    cand = np.flatnonzero(trigger_decision(alone, config, rng, threshold))
+    m = cand.size
     has_pu, dt = (
-        sample_pileup(n, rng, ctx.params.beam)
+        sample_pileup(m, rng, ctx.params.beam)
         if pileup
-        else (np.zeros(n, dtype=bool), np.full(n, np.nan))
+        else (np.zeros(m, dtype=bool), np.full(m, np.nan))
     )
-    pu_rows = np.flatnonzero(has_pu & candidate)
+    pu_rows = np.flatnonzero(has_pu)
     pu_beam = sample_beam(pu_rows.size, rng, ctx.params.beam, species="mix")
     pu = _stage1(pu_beam, rng, ctx, None, unbiased=True)
-    pu_v1 = np.zeros(n, dtype=bool)
-    pu_e = np.zeros(n)
+    pu_v1 = np.zeros(m, dtype=bool)
+    pu_e = np.zeros(m)
     pu_v1[pu_rows], pu_e[pu_rows] = pu.v1, pu.e_ecal
-    inputs = TriggerInputs(out.s1, out.s2, out.v1, out.e_ecal, pu_v1, pu_e, dt)
-    sel = np.flatnonzero(candidate & trigger_decision(inputs, config, rng, threshold))
+    inputs = TriggerInputs(out.s1[cand], out.s2[cand], out.v1[cand], out.e_ecal[cand], pu_v1,
+                           pu_e, dt)
+    passed = np.flatnonzero(
+        trigger_decision(inputs, config, rng, None if threshold is None else threshold[cand])
+    )
+    sel = cand[passed]
     kept = out.take(sel)
-    pu_index = np.full(n, -1)
+    pu_index = np.full(m, -1)
     pu_index[pu_rows] = np.arange(pu_rows.size)
-    sel_pu = pu_index[sel]
+    sel_pu = pu_index[passed]
     with_pu = np.flatnonzero(sel_pu >= 0)
+    # in-time and pile-up particles of the kept events share one full stage (one set of
+    # per-call costs): the first sel.size rows are the in-time particles, then the pile-up
+    built = _stage2(_concat_outcomes([kept, pu.take(sel_pu[with_pu])]), rng, ctx)
+    intime = built.take(slice(0, sel.size))
     pileup_dep = Deposits.zeros(sel.size)
-    built = _stage2(pu.take(sel_pu[with_pu]), rng, ctx)
     for f in fields(Deposits):
-        getattr(pileup_dep, f.name)[with_pu] = getattr(built, f.name)
+        getattr(pileup_dep, f.name)[with_pu] = getattr(built, f.name)[sel.size:]
     pu_pdg = np.zeros(sel.size, dtype=np.int32)
     pu_pdg[with_pu] = pu.pdg[sel_pu[with_pu]]
     events = TrueEvents(
@@ -1239,9 +1284,9 @@ def _chunk(kind, n, rng, ctx: _Context, signal, target, pileup: bool) -> tuple[T
         p_true_GeV=kept.p_true,
         e_aprime_GeV=kept.e_aprime,
         weight=kept.weight,
-        intime=_stage2(kept, rng, ctx),
+        intime=intime,
         pileup=pileup_dep,
-        pileup_dt_ns=dt[sel],
+        pileup_dt_ns=dt[passed],
         pileup_pdg=pu_pdg,
     )
     return events, int(np.count_nonzero(beam.pdg == PDG_ELECTRON))
@@ -1317,11 +1362,15 @@ def generate(
     mass_GeV: float | None = None,
     beam_target_xy_mm: np.ndarray | None = None,
     pileup: bool = True,
+    aprime_counts: np.ndarray | None = None,
 ) -> tuple[TrueEvents, int]:
     """Simulate ``n_beam`` beam particles; return (triggered events, electrons on target).
 
     ``mass_GeV`` is required for ``kind="signal"``; ``beam_target_xy_mm`` (n_beam, 2) aims
     ``ecal_scan`` / ``hcal_muons`` particles at (x, y) on the ECAL face plane.
+    ``aprime_counts`` (signal runs), an array over the bins of the A' energy histogram, is
+    incremented by the energies of every A' generated, triggered or not: the denominator
+    of the signal efficiency (:data:`sim.deposits.APRIME_HISTOGRAM_EDGES_GeV`).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
@@ -1345,7 +1394,8 @@ def generate(
     for start in range(0, n_beam, params.chunk_size):
         stop = min(start + params.chunk_size, n_beam)
         chunk_target = None if target is None else target[start:stop]
-        events, n_e = _chunk(kind, stop - start, rng, ctx, signal, chunk_target, pileup)
+        events, n_e = _chunk(kind, stop - start, rng, ctx, signal, chunk_target, pileup,
+                             aprime_counts)
         parts.append(events)
         n_eot += n_e
     if not parts:

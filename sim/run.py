@@ -46,10 +46,10 @@ from recon.io.rawwriter import RawWriter
 from recon.io.tables import write_events, write_json
 from recon.progress import Progress
 from recon.provenance import code_hash, make_provenance
-from sim.deposits import TrueEvents
+from sim.deposits import APRIME_HISTOGRAM_EDGES_GeV, TrueEvents
 from sim.digitize import DigitizedEvents, Digitizer
 from sim.true_constants import TrueConstants, draw_true_constants, write_true_constants
-from sim.truth import process_tally, truth_table
+from sim.truth import process_tally, truth_columns, zip_truth
 
 __all__ = [
     "DEFAULT_PARAMS_PATH",
@@ -96,7 +96,8 @@ class EventSource(Protocol):
 
     def __call__(self, kind: str, n_beam: int, rng: np.random.Generator, *,
                  mass_GeV: float | None = None,
-                 beam_target_xy_mm: np.ndarray | None = None) -> tuple[TrueEvents, int]: ...
+                 beam_target_xy_mm: np.ndarray | None = None,
+                 aprime_counts: np.ndarray | None = None) -> tuple[TrueEvents, int]: ...
 
 
 def generator_event_source(geometry: Geometry, field_data: dict[str, Any],
@@ -106,10 +107,11 @@ def generator_event_source(geometry: Geometry, field_data: dict[str, Any],
 
     params = generator.load_physics_params(physics_params_path)
 
-    def source(kind, n_beam, rng, *, mass_GeV=None, beam_target_xy_mm=None):
+    def source(kind, n_beam, rng, *, mass_GeV=None, beam_target_xy_mm=None, aprime_counts=None):
         return generator.generate(kind, n_beam, rng, geometry=geometry, field_data=field_data,
                                   params=params, mass_GeV=mass_GeV,
-                                  beam_target_xy_mm=beam_target_xy_mm)
+                                  beam_target_xy_mm=beam_target_xy_mm,
+                                  aprime_counts=aprime_counts)
 
     return source
 
@@ -172,6 +174,7 @@ class _Piece:
     eot: float
     eot_generated: int
     n_triggered: int
+    aprime_counts: np.ndarray | float  # generated A' per energy bin, times the written share
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,14 +205,17 @@ def _pieces(plan: _RunPlan) -> Iterator[_Piece]:
             target = None
             if segment.beam_target_xy_mm is not None:
                 target = np.tile(np.asarray(segment.beam_target_xy_mm), (plan.beam_per_block, 1))
+            signal = plan.mass_GeV is not None
+            aprime = np.zeros(APRIME_HISTOGRAM_EDGES_GeV.size - 1) if signal else None
             events, eot = plan.source(plan.spec.generator_kind, plan.beam_per_block,
                                       _block_key(plan, segment, block, 0), mass_GeV=plan.mass_GeV,
-                                      beam_target_xy_mm=target)
+                                      beam_target_xy_mm=target, aprime_counts=aprime)
             n_triggered = len(events)
             take = min(n_triggered, segment.n_events - collected)
             share = take / n_triggered if n_triggered else 1.0
             counts = {"n_beam": plan.beam_per_block, "eot": eot * share, "eot_generated": int(eot),
-                      "n_triggered": n_triggered}
+                      "n_triggered": n_triggered,
+                      "aprime_counts": 0.0 if aprime is None else aprime * share}
             for c, first in enumerate(range(0, max(take, 1), plan.chunk_events)):
                 chunk = events.take(np.arange(first, min(first + plan.chunk_events, take)))
                 digitized = plan.digitizer.digitize(chunk, plan.constants,
@@ -229,6 +235,7 @@ class _Tally:
     def __init__(self) -> None:
         self.n_written = self.n_beam = self.n_triggered = self.eot_generated = 0
         self.eot = 0.0
+        self.aprime_counts: np.ndarray | float = 0.0
         self.blocks = 0
         self.process: list[np.ndarray] = []
         self.weight: list[np.ndarray] = []
@@ -239,6 +246,7 @@ class _Tally:
         self.n_triggered += piece.n_triggered
         self.eot += piece.eot
         self.eot_generated += piece.eot_generated
+        self.aprime_counts = self.aprime_counts + piece.aprime_counts
         self.blocks += int(piece.n_beam > 0)
         self.process.append(piece.events.process)
         self.weight.append(piece.events.weight)
@@ -247,10 +255,15 @@ class _Tally:
         return process_tally(np.concatenate(self.process), np.concatenate(self.weight))
 
 
+def _zip_pending(pending: list[dict[str, np.ndarray]]) -> ak.Array:
+    """One awkward truth chunk from the pieces' numpy columns (one zip per batch)."""
+    return zip_truth({k: np.concatenate([p[k] for p in pending]) for k in pending[0]})
+
+
 def _written_chunks(plan: _RunPlan, clock: SpillClock, writer: RawWriter, batch_size: int,
                     tally: _Tally, progress: Progress) -> Iterator[ak.Array]:
     """Write each piece's raw records; yield truth chunks of at least ``batch_size`` rows."""
-    pending: list[ak.Array] = []
+    pending: list[dict[str, np.ndarray]] = []
     n_pending = 0
     for piece in _pieces(plan):
         n = len(piece.events)
@@ -263,17 +276,17 @@ def _written_chunks(plan: _RunPlan, clock: SpillClock, writer: RawWriter, batch_
         target = np.full((n, 2), np.nan)
         if piece.segment.beam_target_xy_mm is not None:
             target[:] = piece.segment.beam_target_xy_mm
-        pending.append(truth_table(piece.events, ids, piece.digitized.t_event_ns,
-                                   piece.digitized.n_saturated, np.full(n, piece.segment.index),
-                                   target))
+        pending.append(truth_columns(piece.events, ids, piece.digitized.t_event_ns,
+                                     piece.digitized.n_saturated,
+                                     np.full(n, piece.segment.index), target))
         n_pending += n
         tally.add(piece)
         progress.update(n)
         if n_pending >= batch_size:
-            yield ak.concatenate(pending)
+            yield _zip_pending(pending)
             pending, n_pending = [], 0
     if pending:
-        yield ak.concatenate(pending)
+        yield _zip_pending(pending)
 
 
 def _sha256(path: Path) -> str:
@@ -381,6 +394,9 @@ def _simulate_run(kind, run, n_events, seed, out_raw, out_truth, *, mass_GeV, ba
                   "true_constants": constants_file.name},
         "versions": versions,
     }
+    if plan.mass_GeV is not None:
+        summary["aprime_generated"] = {"edges_GeV": APRIME_HISTOGRAM_EDGES_GeV.tolist(),
+                                       "counts": np.asarray(tally.aprime_counts).tolist()}
     if summary_path is not None:
         write_json(summary_path, summary)
     progress.done()

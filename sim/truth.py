@@ -44,7 +44,7 @@ import numpy as np
 
 from sim.deposits import Process, TrueEvents
 
-__all__ = ["process_tally", "truth_table"]
+__all__ = ["process_tally", "truth_columns", "truth_table", "zip_truth"]
 
 _SRD_COUNTERS = slice(4, 7)   # counter ids 4..6 (sim.deposits order)
 
@@ -56,13 +56,27 @@ def _sum_cells(array: np.ndarray) -> np.ndarray:
 def truth_table(events: TrueEvents, ids: Mapping[str, np.ndarray], t_event_jitter_ns: np.ndarray,
                 n_saturated: np.ndarray, segment: np.ndarray,
                 beam_target_xy_mm: np.ndarray) -> ak.Array:
-    """The truth rows of ``events``.
+    """The truth rows of ``events`` (:func:`truth_columns` as an awkward record array)."""
+    return zip_truth(truth_columns(events, ids, t_event_jitter_ns, n_saturated, segment,
+                                   beam_target_xy_mm))
+
+
+def zip_truth(columns: Mapping[str, np.ndarray]) -> ak.Array:
+    """Truth columns (numpy, one row per event) as an awkward record array."""
+    return ak.zip({k: ak.from_numpy(v, regulararray=True) for k, v in columns.items()},
+                  depth_limit=1)
+
+
+def truth_columns(events: TrueEvents, ids: Mapping[str, np.ndarray],
+                  t_event_jitter_ns: np.ndarray, n_saturated: np.ndarray, segment: np.ndarray,
+                  beam_target_xy_mm: np.ndarray) -> dict[str, np.ndarray]:
+    """The truth rows of ``events`` as numpy columns.
 
     ``ids`` holds ``run``, ``spill``, ``event`` and ``trigger_time_ns`` arrays;
     ``beam_target_xy_mm`` is (n, 2), NaN where the beam is not steered.
     """
     intime, pileup = events.intime, events.pileup
-    columns = {
+    return {
         "run": ids["run"].astype(np.uint32),
         "spill": ids["spill"].astype(np.uint32),
         "event": ids["event"].astype(np.uint32),
@@ -94,8 +108,6 @@ def truth_table(events: TrueEvents, ids: Mapping[str, np.ndarray], t_event_jitte
         "t_event_jitter_ns": t_event_jitter_ns.astype(np.float64),
         "n_saturated": n_saturated.astype(np.int32),
     }
-    return ak.zip({k: ak.from_numpy(v, regulararray=True) for k, v in columns.items()},
-                  depth_limit=1)
 
 
 def process_tally(process: np.ndarray, weight: np.ndarray) -> dict[str, dict[str, float]]:

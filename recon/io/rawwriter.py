@@ -27,6 +27,7 @@ from recon.io.rawformat import (
 __all__ = ["RawWriter", "encode_events"]
 
 _EV = np.frombuffer(EVENT_MAGIC, dtype=np.uint8)
+_LE_U16 = np.dtype("<u2")
 
 
 @nb.njit(cache=True, nogil=True)
@@ -57,7 +58,13 @@ def _write_record_headers(out, rec_off, rec_size, spill, event, time_ns, mask, n
 
 
 @nb.njit(cache=True, nogil=True)
-def _write_block(out, block_off, source, btype, hit_start, hit_count, channel, samples):
+def _write_block(out, out16, block_off, source, btype, hit_start, hit_count, channel, samples):
+    """Block headers byte by byte; channel ids and samples as 16-bit words through ``out16``.
+
+    ``out16`` is ``out`` viewed as little-endian uint16: every block starts at an even
+    offset (record header 32 bytes, block header 12, 2-byte words), so word k of a block's
+    payload is ``out16[(p + 12) // 2 + k]``.
+    """
     n_samples = samples.shape[1]
     per_channel = 2 + 2 * n_samples
     for i in range(block_off.size):
@@ -69,13 +76,13 @@ def _write_block(out, block_off, source, btype, hit_start, hit_count, channel, s
         _put(out, p + 4, 4 + n * per_channel, 4)
         _put(out, p + 8, n, 2)
         _put(out, p + 10, n_samples, 2)
-        q = p + 12
+        w = (p + 12) >> 1
         for h in range(hit_start[i], hit_start[i] + n):
-            _put16(out, q, channel[h])
-            q += 2
+            out16[w] = channel[h]
+            w += 1
             for s in range(n_samples):
-                _put16(out, q, samples[h, s])
-                q += 2
+                out16[w + s] = samples[h, s]
+            w += n_samples
 
 
 @nb.njit(cache=True, nogil=True)
@@ -120,6 +127,7 @@ def encode_events(batch: EventBatch) -> np.ndarray:
         len(batch.blocks),
         _EV,
     )
+    out16 = out.view(_LE_U16)  # records have even sizes (headers, 2-byte words, CRC)
     block_off = rec_off + RECORD_HEADER_SIZE
     for block, count in zip(batch.blocks, counts, strict=True):
         hit_start = np.zeros(n, dtype=np.int64)
@@ -127,6 +135,7 @@ def encode_events(batch: EventBatch) -> np.ndarray:
         samples = _as_u16(block.samples, f"samples of source {block.source}")
         _write_block(
             out,
+            out16,
             block_off,
             int(block.source),
             int(block.type),

@@ -16,7 +16,7 @@ import yaml
 from scipy.special import ndtr
 
 from recon.conditions import ConditionsDB, Geometry
-from sim.deposits import Deposits, Process, TrueEvents
+from sim.deposits import APRIME_HISTOGRAM_EDGES_GeV, Deposits, Process, TrueEvents
 from sim.digitize import Digitizer
 from sim.run import load_digitization_params
 from sim.true_constants import TrueConstants, draw_true_constants
@@ -111,9 +111,12 @@ def stub_generate(kind: str, n_beam: int, rng: np.random.Generator, *, geometry:
 def stub_source(geometry: Geometry):
     """The stub bound to a geometry, in the ``sim.run.EventSource`` form."""
 
-    def source(kind, n_beam, rng, *, mass_GeV=None, beam_target_xy_mm=None):
-        return stub_generate(kind, n_beam, rng, geometry=geometry, mass_GeV=mass_GeV,
-                             beam_target_xy_mm=beam_target_xy_mm)
+    def source(kind, n_beam, rng, *, mass_GeV=None, beam_target_xy_mm=None, aprime_counts=None):
+        events, eot = stub_generate(kind, n_beam, rng, geometry=geometry, mass_GeV=mass_GeV,
+                                    beam_target_xy_mm=beam_target_xy_mm)
+        if aprime_counts is not None:  # the stub triggers every particle
+            aprime_counts += np.histogram(events.e_aprime_GeV, APRIME_HISTOGRAM_EDGES_GeV)[0]
+        return events, eot
 
     return source
 

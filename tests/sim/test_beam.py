@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -42,6 +44,24 @@ def test_composition(beam_params):
     assert abs(tail.sum() - 1e-2 * n) < 5 * np.sqrt(1e-2 * n)
     hist, _ = np.histogram(beam.p_GeV[tail], bins=8, range=(10, 90))
     assert hist.min() > 0.85 * hist.mean()  # flat within statistics (1000 per bin)
+
+
+def test_halo_is_independent_of_the_species(beam_params):
+    """The halo flag reuses the species uniform (rescaled): same halo fraction per species."""
+    params = dataclasses.replace(beam_params, fraction_halo=0.2, fraction_pion=0.2,
+                                 fraction_kaon=0.05, fraction_muon=0.1, fraction_e_tail=0.1)
+    n = 400_000
+    beam = sample_beam(n, np.random.default_rng(4), params)
+    wide = np.abs(beam.x_mm) > 12.0  # halo (25 mm): 63 %; core (3 mm): 6e-5
+    expected = 0.2 * 0.6309 + 0.8 * 6.3e-5
+    tail = (beam.pdg == PDG_ELECTRON) & (beam.p_GeV < 92)
+    for mask in (beam.pdg == PDG_PION, beam.pdg == PDG_KAON, beam.pdg == PDG_MUON, tail,
+                 (beam.pdg == PDG_ELECTRON) & ~tail):
+        k = mask.sum()
+        assert abs(wide[mask].mean() - expected) < 5 * np.sqrt(expected / k)
+    # within the tail, the halo does not depend on the momentum
+    assert beam.p_GeV[tail & wide].mean() == pytest.approx(50.0, abs=5 * 23.1 / np.sqrt(
+        (tail & wide).sum()))
 
 
 def test_pileup_probability(beam_params):

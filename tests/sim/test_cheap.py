@@ -7,11 +7,20 @@ import pytest
 from scipy.special import gammainc
 
 from sim.beam import sample_beam
+from sim.cheap import (
+    REJECT_PROBABILITY,
+    _em_contained,
+    _em_contained_lower,
+    _surely_above,
+    igam,
+    inc_gamma_table,
+    regularized_lower_gamma,
+)
 from sim.cheap import _helix as helix_fast
-from sim.cheap import igam, regularized_lower_gamma
 from sim.deposits import Process
 from sim.generator import _Context, _stage1, _stage1_numpy, load_physics_params
 from sim.transport import _helix
+from sim.trigger import ecal_thresholds, trigger_config
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +77,62 @@ def test_electron_kernel_matches_numpy_path(ctx):
     np.testing.assert_allclose(out.em[plain, 0, :6], slow.em[plain, 0, :6], atol=1e-9)
     assert np.all(out.em[plain, 1, 0] == 0.0)
     np.testing.assert_array_equal(out.em_in_hcal[plain], slow.em_in_hcal[plain])
+
+
+def test_contained_lower_bound_is_below_exact(ctx):
+    """The early-rejection bound never exceeds the kernel's contained energy."""
+    t, g = ctx.electron_tables[False], inc_gamma_table()
+    rng = np.random.default_rng(6)
+    rect = t.ecal_rect
+    n = 3000
+    em = np.zeros((n, 1, 8))
+    em[:, 0, 0] = rng.uniform(1.0, 120.0, n)
+    em[:, 0, 1] = rng.uniform(rect[0] - 100.0, rect[1] + 100.0, n)
+    em[:, 0, 2] = rng.uniform(rect[2] - 100.0, rect[3] + 100.0, n)
+    em[:, 0, 3:5] = rng.normal(0.0, 0.02, (n, 2))
+    em[:, 0, 6] = rng.uniform(1.2, 12.0, n)
+    em[:, 0, 7] = rng.uniform(0.15, 1.0, n)
+    co = t.contain_origin
+    exact = np.array([
+        _em_contained(em, i, 0, t.bounds, t.x0_mm, t.contain, co[0], co[1], co[2], g.values,
+                      g.a0, g.ha, g.hs, g.a_max, g.x_max, True) for i in range(n)])
+    lower = np.array([
+        _em_contained_lower(em, i, 0, t.bounds, t.x0_mm, t.contain, co[0], co[1], co[2])
+        for i in range(n)])
+    assert np.all(lower <= exact)
+    # not vacuous: tight for beam-like showers (centre of the matrix, GP a ~ 5, b ~ 0.45)
+    central = ((np.abs(em[:, 0, 1] - 0.5 * (rect[0] + rect[1])) < 30)
+               & (np.abs(em[:, 0, 2] - 0.5 * (rect[2] + rect[3])) < 30)
+               & (em[:, 0, 6] < 8.0) & (em[:, 0, 7] > 0.3))
+    assert central.sum() > 10 and np.all(lower[central] > 0.95 * exact[central])
+
+
+def test_surely_above_is_conservative():
+    """Rejected only where P(Gamma(mu/s^2, s^2) < cut) < REJECT_PROBABILITY."""
+    s2 = 0.01
+    mu, cut = np.meshgrid(np.linspace(5.0, 150.0, 300), np.linspace(1.0, 110.0, 300))
+    rejected = np.array(
+        [_surely_above(m, c, s2) for m, c in zip(mu.ravel(), cut.ravel(), strict=True)])
+    p_pass = gammainc(mu.ravel() / s2, cut.ravel() / s2)
+    assert np.all(p_pass[rejected] < REJECT_PROBABILITY)
+    assert not np.any(rejected[p_pass > 1e-12])
+    assert rejected[(mu.ravel() > 95) & (cut.ravel() < 82)].all()  # 100 GeV e- vs threshold
+
+
+def test_early_rejection_keeps_the_trigger_candidates(ctx):
+    """With the events' thresholds the kernel skips surely rejected particles only."""
+    n = 100_000
+    beam = sample_beam(n, np.random.default_rng(7), ctx.params.beam)
+    config = trigger_config("physics", ctx.params.trigger)
+    threshold = ecal_thresholds(n, config, np.random.default_rng(8))
+    cut = _stage1(beam, np.random.default_rng(9), ctx, None, unbiased=False, e_cut=threshold)
+    full = _stage1(beam, np.random.default_rng(10), ctx, None, unbiased=False)
+    skipped = np.isinf(cut.e_ecal)
+    assert skipped.mean() > 0.9 and np.all(cut.flag[skipped] == 0)
+    assert np.all(np.isfinite(full.e_ecal))
+    below_cut, below_full = cut.e_ecal < threshold, full.e_ecal < threshold
+    k, m = below_cut.sum(), below_full.sum()
+    assert abs(k - m) < 5 * np.sqrt(k + m)  # same candidate rate (about 1.5 % of the beam)
+    e_cut, e_full = cut.e_ecal[below_cut], full.e_ecal[below_full]
+    err = np.hypot(e_cut.std() / np.sqrt(k), e_full.std() / np.sqrt(m))
+    assert e_cut.mean() == pytest.approx(e_full.mean(), abs=5 * err)

@@ -157,6 +157,12 @@ def test_real_generator_runs_decode_cleanly(tmp_path, db, generator_params_file,
     np.testing.assert_array_equal(table.event, digits.event)
     if kind in ("physics", "signal", "calibration"):
         assert summary["eot"] > 0
+    if kind == "signal":  # every electron reaching the ECAL emits an A', triggered or not
+        generated = np.sum(summary["aprime_generated"]["counts"])
+        assert generated == pytest.approx(summary["eot"], rel=0.05)
+        assert "aprime_generated" not in simulate_run(
+            "physics", RUN + 1, 5, 8, tmp_path / "p.raw", tmp_path / "p.parquet",
+            conditions_roots=[CONDITIONS], params_path=generator_params_file)
 
 
 def test_signal_needs_a_mass(tmp_path):
