@@ -27,9 +27,15 @@ include: "workflow/rules/calorimetry.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/classify.smk"
 include: "workflow/rules/validation.smk"
+include: "workflow/rules/snapshot.smk"
+include: "workflow/rules/analysis_common.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        EVENT_VALIDATION_TARGETS,
+        SNAPSHOT_TARGETS,
+        analysis_targets(),

@@ -46,7 +46,7 @@ class ClassifyConfig:
     hcal_zero_GeV: float = 1.0
     hadronic_sum_window: tuple[float, float] = (0.8, 1.2)  # (E_ECAL + E_HCAL) / E0
     pileup_sum_min: float = 1.25  # (E_ECAL + E_HCAL) / E0 above this
-    mu_threshold_GeV: float = 0.5
+    mu_threshold_GeV: float = 0.0005  # half a muon MIP in an MU counter (~1.1 MeV)
     mu_min_planes: int = 2
 
 

@@ -20,27 +20,41 @@ from recon.progress import configure_logging
 
 __all__ = ["main"]
 
-STAGE_COMMANDS = (
-    "recon.commands.decode",
-    "recon.commands.derive",
-    "recon.commands.calo",
-    "recon.commands.track",
-    "recon.commands.classify",
-    "recon.commands.merge",
-    "recon.commands.validate_calo",
-    "recon.commands.align",
-    "recon.commands.validate_track",
-)
+#: Subcommand -> module that registers it. Only the invoked command's module is imported,
+#: so that a job pays the start-up of its own stage only (``na64 --help`` imports all).
+STAGE_COMMANDS = {
+    "decode": "recon.commands.decode",
+    "summarize-decode": "recon.commands.decode",
+    "derive": "recon.commands.derive",
+    "align": "recon.commands.align",
+    "calo": "recon.commands.calo",
+    "track": "recon.commands.track",
+    "classify": "recon.commands.classify",
+    "merge": "recon.commands.merge",
+    "select": "recon.commands.select",
+    "signal-efficiency": "recon.commands.signal_efficiency",
+    "limit": "recon.commands.limit",
+    "validate-calo": "recon.commands.validate_calo",
+    "validate-track": "recon.commands.validate_track",
+    "validate-events": "recon.commands.validate_events",
+    "snapshot": "recon.commands.snapshot",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``na64`` parser: every subcommand, or only ``command`` when it is a known one."""
     parser = argparse.ArgumentParser(prog="na64", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
-    for name in STAGE_COMMANDS:
-        importlib.import_module(name).register(subparsers)
-    for ep in sorted(entry_points(group="na64.stages"), key=lambda e: e.name):
+    plugins = sorted(entry_points(group="na64.stages"), key=lambda e: e.name)
+    known = command in STAGE_COMMANDS or any(ep.name == command for ep in plugins)
+    modules = [m for name, m in STAGE_COMMANDS.items() if not known or name == command]
+    for module in dict.fromkeys(modules):
+        importlib.import_module(module).register(subparsers)
+    for ep in plugins:
+        if known and ep.name != command:
+            continue
         try:
             module = ep.load()
         except ImportError as exc:  # a broken plugin must not take the other stages down
@@ -58,8 +72,14 @@ def _register_unavailable(subparsers, name: str, exc: Exception) -> None:
     parser.set_defaults(func=fail)
 
 
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the first positional argument)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command(argv)).parse_args(argv)
     configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)

@@ -34,7 +34,7 @@ def _plot_plane(plane, cuts: SelectionConfig, blinded: bool, title: str, path: P
     from matplotlib.patches import Rectangle
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = plt.subplots(figsize=(10, 8.5))
     edges = np.linspace(*_ENERGY_RANGE_GeV, _PLANE_BINS + 1)
     h, _, _ = np.histogram2d(
         plane["e_ecal_GeV"], plane["e_hcal_GeV"], bins=(edges, edges), weights=plane["weight"]
@@ -92,8 +92,8 @@ def _plot_plane(plane, cuts: SelectionConfig, blinded: bool, title: str, path: P
         ylim=_ENERGY_RANGE_GeV,
         title=f"{title}; box and C drawn {HCAL_BOX_DRAW_SCALE:g}x taller in E_HCAL",
     )
-    ax.title.set_fontsize(9)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.title.set_fontsize(14)
+    ax.legend(loc="upper right", fontsize=13)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -102,7 +102,7 @@ def _plot_plane(plane, cuts: SelectionConfig, blinded: bool, title: str, path: P
 def _plot_sidebands(out: SelectionOutputs, path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(
-        1, len(out.sidebands), figsize=(6 * len(out.sidebands), 4.5), squeeze=False
+        1, len(out.sidebands), figsize=(9 * len(out.sidebands), 7), squeeze=False
     )
     labels = {"A": "E_HCAL [GeV] (E_ECAL < box)", "C": "E_ECAL [GeV] (E_HCAL < box)"}
     for ax, estimate in zip(axes[0], out.sidebands, strict=True):
@@ -141,7 +141,7 @@ def _plot_sidebands(out: SelectionOutputs, path: Path) -> None:
                 f"no fit: {estimate.reason}",
                 transform=ax.transAxes,
                 ha="center",
-                fontsize=8,
+                fontsize=13,
                 wrap=True,
             )
         ax.set(
@@ -150,7 +150,7 @@ def _plot_sidebands(out: SelectionOutputs, path: Path) -> None:
             yscale="log" if sample["x"].size else "linear",
             title=f"sideband {estimate.sideband}",
         )
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=12)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -158,7 +158,7 @@ def _plot_sidebands(out: SelectionOutputs, path: Path) -> None:
 
 def _plot_cutflow(table: np.ndarray, blinded: bool, path: Path) -> None:
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(10, 6.5))
     y = np.arange(len(table))[::-1]
     ax.barh(y, np.maximum(table["sum_w"], 1e-3), xerr=table["sum_w_err"], color="steelblue")
     ax.set_yticks(y, list(table["cut"]))
@@ -167,6 +167,7 @@ def _plot_cutflow(table: np.ndarray, blinded: bool, path: Path) -> None:
         xlabel="weighted events passing (cumulative)",
         title="cut flow" + (" (blinded: the box rows are hidden)" if blinded else ""),
     )
+    ax.title.set_fontsize(16)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -40,7 +40,7 @@ QUOTED_MASSES_GeV = (0.001, 0.01, 0.1, 1.0)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("limit", help="90% CL exclusion eps_up(m_A'), pipeline and paper",
+    p = subparsers.add_parser("limit", help="90%% CL exclusion eps_up(m_A'), pipeline and paper",
                               description=__doc__.splitlines()[0])  # fmt: skip
     p.add_argument("--efficiency", type=Path, nargs="+", required=True,
                    help="JSONs of `na64 signal-efficiency`, one per mass")  # fmt: skip

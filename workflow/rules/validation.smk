@@ -1,5 +1,6 @@
 # Validation against simulation truth (simulated campaigns only): the derived calorimeter
-# conditions and the calo output (`na64 validate-calo`), and the tracks (`na64 validate-track`).
+# conditions and the calo output (`na64 validate-calo`), the tracks (`na64 validate-track`), and
+# the SRD electron tag and the event classification (`na64 validate-events`).
 # Each writes a JSON of figures with pass flags and its plots under results/<tag>/validation/.
 
 VALIDATION = f"{RESULTS}/validation"
@@ -73,3 +74,44 @@ rule validate_track:
     shell:
         "na64 validate-track --tracks {input.tracks} --truth {input.truth} --calo {input.calo}"
         " --output-json {output.json} --plots {output.plots} {params.conditions} > {log} 2>&1"
+
+
+# the JSON of `validate_events`, for the default target when the campaign is simulated
+EVENT_VALIDATION_TARGETS = [f"{VALIDATION}/events.json"] if validates() else []
+
+
+rule validate_events:
+    input:
+        events=lambda w: [f"{RESULTS}/{d}/events.parquet" for d in SIMULATED_PHYSICS],
+        truth=lambda w: [f"{RESULTS}/{d}/truth.parquet" for d in SIMULATED_PHYSICS],
+    output:
+        json=f"{VALIDATION}/events.json",
+        plots=report(
+            directory(f"{VALIDATION}/events"),
+            patterns=["{name}.png"],
+            caption="../report/validation_events.rst",
+            category="Validation",
+            subcategory="SRD and classification",
+        ),
+    log:
+        f"{LOGS}/validation/events.log",
+    benchmark:
+        f"{BENCH}/validation/events.tsv"
+    params:
+        code=code_hash(
+            *CORE_CODE,
+            "recon/validation",
+            "recon/srd.py",
+            "recon/classify.py",
+            "recon/commands/validate_events.py",
+        ),
+        options=option_args("srd", "srd"),
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["validate"]["mem_mb"],
+        runtime=config["resources"]["validate"]["runtime"],
+    conda:
+        "../../envs/recon.yaml"
+    shell:
+        "na64 validate-events --events {input.events} --truth {input.truth} {params.options}"
+        " --output-json {output.json} --plots {output.plots} > {log} 2>&1"
