@@ -1,14 +1,18 @@
-"""Benchmark of the workflow's DAG build: wall time of `snakemake -n` against the number of chunks.
+"""Benchmark of the workflow's DAG build: time of `snakemake -n` against the number of raw files.
 
 Adds to the embedded default configuration (config.yaml) one recorded dataset, `bench`, of N raw
-files, so the measured DAG is the whole default workflow plus N chunks going through every
-per-chunk rule the workflow has. A dry run never opens its inputs, so by default the raw files
-are empty (fake); `--real` writes tiny real ones (one event each) instead. Each point is a fresh
-`snakemake -n --cores 1` process, Python start-up included, the median of `--repeat` runs; the
-first run of each size is discarded as a warm-up only with `--repeat` > 1.
+files of one run, so the measured DAG is the whole default workflow plus N/K chunks (K =
+`--files-per-chunk`, the config's `decode.files_per_chunk`) going through every per-chunk rule
+the workflow has. A dry run reads no more than the file headers (for the grouping of files into
+chunks by run), so by default each raw file is a header without events; `--real` writes tiny real
+ones (one event each) instead. Each point is a fresh `snakemake -n --cores 1` process, Python
+start-up included, the median of `--repeat` runs; the first run of each size is discarded as a
+warm-up only with `--repeat` > 1. Quote the CPU time (user + system): the wall time depends on
+the load of the machine.
 
-    python benchmarks/bench_dag.py                        # 100, 1000, 10000 chunks
-    python benchmarks/bench_dag.py --chunks 100 1000 --repeat 3
+    python benchmarks/bench_dag.py                        # 100, 1000, 10000 raw files, 1 per chunk
+    python benchmarks/bench_dag.py --raw-files 100 1000 --repeat 4
+    python benchmarks/bench_dag.py --raw-files 10000 --files-per-chunk 10   # 1000 chunks
     python benchmarks/bench_dag.py --profile workflow/profiles/slurm   # with grouping
 
 Goal (docs/farm.md): `snakemake -n` under 30 s for 10000 chunks.
@@ -35,13 +39,15 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # the test helpers make raw files and read dry runs
 
+from recon.io.rawformat import FileHeader, RunType  # noqa: E402
 from tests.workflow.conftest import planned_jobs  # noqa: E402
 
 GOAL_S = 30.0
+RUN = 5000  # the run of every raw file of the `bench` dataset
 
 
-def make_workdir(root: Path, n_chunks: int, real: bool) -> Path:
-    workdir = root / f"chunks{n_chunks}"
+def make_workdir(root: Path, n_files: int, files_per_chunk: int, real: bool) -> Path:
+    workdir = root / f"files{n_files}"
     raw_dir = workdir / "data" / "raw" / "bench"
     raw_dir.mkdir(parents=True)
     if real:
@@ -50,13 +56,16 @@ def make_workdir(root: Path, n_chunks: int, real: bool) -> Path:
         from tests.conftest import random_batch, write_raw
 
         batch = random_batch(np.random.default_rng(0), 1)
-        for i in range(n_chunks):
-            write_raw(raw_dir / f"run5000-{i:05d}.na64raw", batch, run=5000)
+        for i in range(n_files):
+            write_raw(raw_dir / f"run{RUN}-{i:05d}.na64raw", batch, run=RUN)
     else:
-        for i in range(n_chunks):
-            (raw_dir / f"run5000-{i:05d}.na64raw").touch()
+        header = FileHeader(run=RUN, run_type=RunType.PHYSICS, setup="invis2016", simulated=True)
+        packed = header.pack()
+        for i in range(n_files):
+            (raw_dir / f"run{RUN}-{i:05d}.na64raw").write_bytes(packed)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["datasets"]["bench"] = {"raw": ["data/raw/bench/*.na64raw"]}
+    config["decode"]["files_per_chunk"] = files_per_chunk
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return workdir
 
@@ -83,10 +92,21 @@ def dry_run(workdir: Path, extra: list[str]) -> tuple[float, float, dict[str, in
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--chunks", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument(
+        "--raw-files",
+        "--chunks",
+        dest="raw_files",
+        type=int,
+        nargs="+",
+        default=[100, 1000, 10000],
+        help="raw files of the `bench` dataset (= chunks with one file per chunk)",
+    )
+    parser.add_argument(
+        "--files-per-chunk", type=int, default=1, help="`decode.files_per_chunk` of the run"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (median reported)")
     parser.add_argument(
-        "--real", action="store_true", help="tiny real raw files instead of empty ones"
+        "--real", action="store_true", help="tiny real raw files (one event) instead of headers"
     )
     parser.add_argument(
         "--profile", help="a Snakemake profile to dry-run with (e.g. workflow/profiles/slurm)"
@@ -104,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     extra = ["--profile", str(Path(args.profile).resolve())] if args.profile else []
     rows = []
     with tempfile.TemporaryDirectory(prefix="na64-dag-") as tmp:
-        for n in args.chunks:
+        for n in args.raw_files:
             start = time.perf_counter()
-            workdir = make_workdir(Path(tmp), n, args.real)
+            workdir = make_workdir(Path(tmp), n, args.files_per_chunk, args.real)
             setup_s = time.perf_counter() - start
             counted: dict[str, int] = {}
             for mode in args.modes:
@@ -119,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                         times.append(elapsed)
                         cpus.append(cpu)
                 row = {
-                    "chunks": n,
+                    "raw_files": n,
+                    "files_per_chunk": args.files_per_chunk,
+                    "chunks": -(-n // args.files_per_chunk),
                     "command": "snakemake -n" + (" -q" if mode == "quiet" else ""),
                     "jobs": sum(counted.values()),
                     "jobs_by_rule": counted,
@@ -134,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 verdict = "within" if row["wall_s"] < GOAL_S else "OVER"
                 print(
-                    f"{n:>6} chunks  {row['jobs']:>6} jobs  {row['command']:<15} "
+                    f"{n:>6} files  {row['chunks']:>6} chunks  {row['jobs']:>6} jobs  "
+                    f"{row['command']:<15} "
                     f"wall {row['wall_s']:6.1f} s  cpu {row['cpu_s']:6.1f} s  "
                     f"(load {row['load_avg_1min']:.1f}; {verdict} the {GOAL_S:.0f} s goal)",
                     flush=True,

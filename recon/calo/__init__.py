@@ -7,8 +7,8 @@ Modules (units: ADC counts, ns, GeV, mm):
 * :mod:`~recon.calo.sadc_channels`: flat views of the decoded SADC groups;
 * derivations writing condition files, each with a loader, a plot and a summary:
   :mod:`~recon.calo.sadc_pedestals` (pedestal runs),
-  :mod:`~recon.calo.pulse_template` (pulse shapes per detector group),
-  :mod:`~recon.calo.ecal_calibration` (cell scan, containment from the data),
+  :mod:`~recon.calo.pulse_template` (pulse shapes per detector group and per ECAL channel),
+  :mod:`~recon.calo.ecal_calibration` (cell scan, containment and outer energy from the data),
   :mod:`~recon.calo.hcal_calibration` (muon MIP peak),
   :mod:`~recon.calo.counters` (counter and SRD scales; per-event counter columns);
 * :mod:`~recon.calo.ecal_summary`, :mod:`~recon.calo.hcal_summary`: per-event kernels;

@@ -5,11 +5,14 @@ Pure core :func:`calo_events`: the flat ECAL, HCAL and counter hits of a chunk
 per-event numpy columns and per-cell arrays out:
 
 1. every SADC channel of the chunk (the three groups concatenated) goes
-   through one waveform kernel (:func:`reconstruct_waveforms`) with its
-   group's pulse template and its pedestal-run references;
+   through one waveform kernel (:func:`reconstruct_waveforms`) with its own
+   pulse template (per-channel shapes where the ``pulse_template`` condition
+   has them, else its group's) and its pedestal-run references;
 2. cell energy = gain * template-fit amplitude; cell time = pulse time - t0;
 3. ECAL and HCAL summaries by numba kernels over the flat cells
-   (:mod:`recon.calo.ecal_summary`, :mod:`recon.calo.hcal_summary`); counter
+   (:mod:`recon.calo.ecal_summary`, :mod:`recon.calo.hcal_summary`; the ECAL
+   shower energy with the outer-energy calibration of ``ecal_calibration`` and
+   the cells' amplitude noise from the pedestals and templates); counter
    columns by a dense scatter (:func:`counter_columns`).
 
 Conditions (:class:`CaloConditions.load`): ``geometry``, ``daq``,
@@ -30,14 +33,20 @@ import numpy as np
 
 from recon.calo.counters import CounterCalibration, counter_columns, load_counter_calibration
 from recon.calo.ecal_calibration import EcalCalibration, load_ecal_calibration
-from recon.calo.ecal_summary import EcalShape, ecal_summary
+from recon.calo.ecal_summary import EcalShape, OuterEnergy, ecal_summary
 from recon.calo.hcal_calibration import HcalCalibration, load_hcal_calibration
 from recon.calo.hcal_summary import hcal_summary
 from recon.calo.pulse_template import PulseTemplates, load_pulse_templates
 from recon.calo.sadc_channels import GROUPS, SadcHits, SadcLayout, sadc_hits
 from recon.calo.sadc_pedestals import SadcPedestals, load_sadc_pedestals
 from recon.calo.shower_model import DEFAULT_MODEL_PATH, ShowerModel
-from recon.calo.waveform import SadcTiming, WaveformConfig, WaveformResult, reconstruct_waveforms
+from recon.calo.waveform import (
+    SadcTiming,
+    WaveformConfig,
+    WaveformResult,
+    amplitude_noise_factor,
+    reconstruct_waveforms,
+)
 from recon.conditions import ConditionsDB
 from recon.conditions.geometry import Geometry
 
@@ -123,14 +132,16 @@ class CaloOutput:
 
 def _waveforms(hits: dict[str, SadcHits], conditions: CaloConditions,
                config: CaloConfig) -> dict[str, WaveformResult]:
-    """The channels of each group through the waveform kernel (conditions by channel index)."""
+    """The channels of each group through the waveform kernel (conditions and template row by
+    channel index)."""
     out = {}
     for g in GROUPS:
         pedestals = conditions.pedestals.groups[g]
-        out[g] = reconstruct_waveforms(hits[g].samples, conditions.templates.index(g),
-                                       pedestals.pedestal_adc, pedestals.channel_noise_adc,
-                                       conditions.templates.shapes, conditions.timing,
-                                       config.waveform, channel_index=hits[g].channel_index)
+        shapes, rows = conditions.templates.group_view(g, conditions.layout.size(g))
+        out[g] = reconstruct_waveforms(hits[g].samples, 0, pedestals.pedestal_adc,
+                                       pedestals.channel_noise_adc, shapes, conditions.timing,
+                                       config.waveform, channel_index=hits[g].channel_index,
+                                       template_of_channel=rows)
     return out
 
 
@@ -155,6 +166,17 @@ def _calibrated(hits: SadcHits, fit: WaveformResult, gain: np.ndarray,
             "flags": fit.flags}
 
 
+def _outer_energy(conditions: CaloConditions, noise_GeV: np.ndarray,
+                  config: CaloConfig) -> OuterEnergy | None:
+    """The ``e_ecal_shower_GeV`` inputs: outer-energy calibration and amplitude noise (GeV)."""
+    ecal = conditions.ecal
+    if ecal.outer_ratio is None:
+        return None
+    shapes, rows = conditions.templates.group_view("ecal", conditions.layout.size("ecal"))
+    factor = amplitude_noise_factor(shapes, rows, conditions.timing, config.waveform)
+    return OuterEnergy(ecal.outer_ratio, ecal.outer_kappa_GeV, noise_GeV * factor)
+
+
 def calo_events(ecal: SadcHits, hcal: SadcHits, counters: SadcHits, conditions: CaloConditions,
                 config: CaloConfig = CaloConfig()) -> CaloOutput:
     """Calibrated cells and per-event calorimeter columns of one chunk (pure core)."""
@@ -171,7 +193,8 @@ def calo_events(ecal: SadcHits, hcal: SadcHits, counters: SadcHits, conditions: 
         ecal.offsets, ecal.channel_index, ecal_cells["e_GeV"], ecal_cells["t_ns"],
         ecal_cells["flags"], geometry.n_x, geometry.n_y, geometry.cell_x(np.arange(geometry.n_x)),
         geometry.cell_y(np.arange(geometry.n_y)), ecal_noise_GeV, conditions.ecal_shape(),
-        conditions.shower_model, config.intime_window_ns, config.log_weight_w0)
+        conditions.shower_model, config.intime_window_ns, config.log_weight_w0,
+        _outer_energy(conditions, ecal_noise_GeV, config))
     n_modules, n_x, n_y = conditions.layout.hcal
     events |= hcal_summary(hcal.offsets, hcal.channel_index, hcal_cells["e_GeV"],
                            hcal_cells["t_ns"], hcal_cells["flags"], n_modules, n_x * n_y,

@@ -49,7 +49,12 @@ from recon.calo.sadc_pedestals import (
     plot_pedestals,
 )
 from recon.calo.shower_model import DEFAULT_MODEL_PATH, ShowerModel
-from recon.calo.waveform import SadcTiming, WaveformConfig, reconstruct_waveforms
+from recon.calo.waveform import (
+    SadcTiming,
+    WaveformConfig,
+    amplitude_noise_factor,
+    reconstruct_waveforms,
+)
 from recon.conditions import ConditionsDB
 from recon.io.tables import write_json
 
@@ -92,9 +97,10 @@ def group_fit(digits: ak.Array, group: str, db: ConditionsDB, setup: str, run: i
     templates = load_pulse_templates(db, setup, run)
     hits = sadc_hits(digits, group, layout)
     index = hits.channel_index
-    fit = reconstruct_waveforms(hits.samples, np.full(index.size, templates.index(group)),
-                                pedestals.pedestal_adc[index], pedestals.channel_noise_adc[index],
-                                templates.shapes, timing, config or WaveformConfig())
+    fit = reconstruct_waveforms(hits.samples, templates.index(group), pedestals.pedestal_adc,
+                                pedestals.channel_noise_adc, templates.shapes, timing,
+                                config or WaveformConfig(), channel_index=index,
+                                template_of_channel=templates.rows(group, layout.size(group)))
     shape = (hits.n_events, *layout.shape(group))
     return [hits.dense(values, layout.size(group), fill).reshape(shape)
             for values, fill in ((fit.amplitude_adc, 0), (fit.t_ns, np.nan), (fit.flags, 8))]
@@ -128,10 +134,15 @@ def run_ecal_calibration(digits: ak.Array, db: ConditionsDB, run: int, header: C
                          config: EcalCalibrationConfig | None = None,
                          shower_model: Path = DEFAULT_MODEL_PATH) -> Paths:
     """ECAL gains from the cell scan (needs pedestals and templates)."""
-    geometry, _, _ = _setup(db, header, run)
+    geometry, layout, timing = _setup(db, header, run)
     amplitude, t, flags = group_fit(digits, "ecal", db, header.setup, run)
+    templates = load_pulse_templates(db, header.setup, run)
+    noise_adc = load_sadc_pedestals(db, header.setup, run).groups["ecal"].channel_noise_adc * (
+        amplitude_noise_factor(templates.shapes, templates.rows("ecal", layout.size("ecal")),
+                               timing))
     fit = derive_ecal_calibration(amplitude, t, flags, geometry.ecal,
-                                  ShowerModel.load(shower_model), config or EcalCalibrationConfig())
+                                  ShowerModel.load(shower_model), config or EcalCalibrationConfig(),
+                                  amplitude_noise_adc=noise_adc.reshape(layout.shape("ecal")))
     return _write("ecal_calibration", header, fit.calibration.to_data(), fit.summary, root,
                   plots, lambda p: plot_ecal_calibration(fit, geometry.ecal.n_x,
                                                          geometry.ecal.n_y, p))

@@ -44,12 +44,24 @@ electrons) is steered onto the centre of each cell in turn. The derivation:
    cells around the hit cell (cells with a full 3x3 neighbourhood) and of the
    preshower fraction of the total, at ``E_beam``.
 
+6. the energy outside the 3x3 towers around the hit cell (the input of the
+   reconstruction's noise-weighted shower energy, ``ecal_summary``): per
+   targeted cell the mean ratio ``rho_c`` of the tower energy outside to that
+   inside the 3x3 (a mean over the cell's events within 5 robust sigmas, MAD:
+   double showers are excluded), and, given the amplitude noise of the cells
+   (``amplitude_noise_adc``, from the pedestals and templates), the physical
+   fluctuation of the outside energy, ``var(E_out - rho E_3x3) - sigma_noise^2
+   = kappa E_3x3`` (``kappa`` in GeV; a fluctuation growing like the energy
+   for a fixed lateral-shape spread).
+
 Condition ``ecal_calibration`` (JSON) ``data``: ``axes [section, ix, iy]``,
 ``gain_GeV_per_adc``, ``t0_ns``, ``shape`` {``profile_mean``, ``profile_sigma``
 (3x3, [dx, dy]), ``preshower_fraction_mean``, ``preshower_fraction_sigma``,
 ``reference_energy_GeV``}, ``containment`` {``alpha_GeV``, ``beta_GeV``,
 ``central_fraction``, ``preshower_central_fraction``, ``model_central_fraction``,
-``displacement_{x,y}_mm_{mean,rms}`` (over the cells)}.
+``displacement_{x,y}_mm_{mean,rms}`` (over the cells)}, and (optional; absent from
+older files, which then give the plain in-time sum as shower energy) ``outer_energy``
+{``axes [ix, iy]``, ``ratio``, ``kappa_GeV``}.
 """
 
 from __future__ import annotations
@@ -109,9 +121,11 @@ class EcalCalibration:
     reference_energy_GeV: float
     containment: dict[str, float] = field(default_factory=dict)
     record: ConditionRecord | None = None
+    outer_ratio: np.ndarray | None = None     # (n_x, n_y) E_out / E_3x3 of the showers per cell
+    outer_kappa_GeV: float = float("nan")     # var of E_out beyond noise = kappa * E_3x3
 
     def to_data(self) -> dict[str, Any]:
-        return {
+        data = {
             "axes": ["section", "ix", "iy"],
             "gain_GeV_per_adc": np.round(self.gain_GeV_per_adc, 9),
             "t0_ns": np.round(self.t0_ns, 4),
@@ -125,11 +139,18 @@ class EcalCalibration:
             },
             "containment": self.containment,
         }
+        if self.outer_ratio is not None:
+            data["outer_energy"] = {"axes": ["ix", "iy"],
+                                    "ratio": np.round(self.outer_ratio, 6),
+                                    "kappa_GeV": (float(f"{self.outer_kappa_GeV:.6g}")
+                                                  if np.isfinite(self.outer_kappa_GeV) else None)}
+        return data
 
     @classmethod
     def from_data(cls, data: dict[str, Any],
                   record: ConditionRecord | None = None) -> EcalCalibration:
         shape = data["shape"]
+        outer = data.get("outer_energy")
         return cls(
             gain_GeV_per_adc=array_from_json(data["gain_GeV_per_adc"]),
             t0_ns=array_from_json(data["t0_ns"]),
@@ -140,6 +161,9 @@ class EcalCalibration:
             reference_energy_GeV=float(shape["reference_energy_GeV"]),
             containment={k: float(v) for k, v in data.get("containment", {}).items()},
             record=record,
+            outer_ratio=None if outer is None else array_from_json(outer["ratio"]),
+            outer_kappa_GeV=(float("nan") if outer is None or outer["kappa_GeV"] is None
+                             else float(outer["kappa_GeV"])),
         )
 
 
@@ -294,14 +318,57 @@ def _shape_statistics(e_main, e_pre, target, good, n_x, n_y):
             float(f_pre.std()))
 
 
+def _robust_mean_mask(x: np.ndarray, n_sigma: float) -> np.ndarray:
+    """Values within ``n_sigma`` robust sigmas (1.4826 MAD) of the median."""
+    median = np.median(x)
+    sigma = 1.4826 * np.median(np.abs(x - median))
+    return np.abs(x - median) <= n_sigma * sigma
+
+
+def _outer_energy(e_main: np.ndarray, e_pre: np.ndarray, target: np.ndarray, mask: np.ndarray,
+                  n_x: int, n_y: int, noise_GeV: np.ndarray | None, min_events: int,
+                  n_sigma: float = 5.0) -> tuple[np.ndarray, float]:
+    """Mean outside/inside-3x3 tower energy ratio per targeted cell and ``kappa`` (GeV).
+
+    ``noise_GeV`` (2, n_x, n_y): amplitude noise of the cells in GeV (None: kappa NaN).
+    """
+    towers = e_main + e_pre
+    ix, iy = np.divmod(np.arange(n_x * n_y), n_y)
+    tx, ty = np.divmod(target, n_y)
+    inside = (np.abs(ix[None, :] - tx[:, None]) <= 1) & (np.abs(iy[None, :] - ty[:, None]) <= 1)
+    e_in = np.where(inside, towers, 0.0).sum(axis=1)
+    e_out = towers.sum(axis=1) - e_in
+    ratio = np.full(n_x * n_y, np.nan)
+    kept = np.zeros(target.size, bool)
+    for c in range(n_x * n_y):  # 36 cells
+        rows = np.flatnonzero(mask & (target == c) & (e_in > 0))
+        if rows.size < min_events:
+            continue
+        ok = _robust_mean_mask(e_out[rows] / e_in[rows], n_sigma)
+        ratio[c] = float(e_out[rows[ok]].sum() / e_in[rows[ok]].sum())
+        kept[rows[ok]] = True
+    kappa = float("nan")
+    if noise_GeV is not None and kept.any():
+        variance = (np.asarray(noise_GeV, np.float64).reshape(2, -1) ** 2).sum(axis=0)
+        noise_out = np.where(inside, 0.0, variance[None, :]).sum(axis=1)[kept]
+        residual = e_out[kept] - ratio[target[kept]] * e_in[kept]
+        ok = _robust_mean_mask(residual, n_sigma)
+        kappa = max(float((np.var(residual[ok]) - noise_out[ok].mean()) / e_in[kept][ok].mean()),
+                    0.0)
+    return ratio.reshape(n_x, n_y), kappa
+
+
 def derive_ecal_calibration(amplitude_adc: np.ndarray, t_ns: np.ndarray, flags: np.ndarray,
                             ecal: CalorimeterGeometry, model: ShowerModel,
                             config: EcalCalibrationConfig = EcalCalibrationConfig(),
+                            amplitude_noise_adc: np.ndarray | None = None,
                             ) -> EcalCalibrationFit:
     """Gains, time offsets and the expected shower shape from a cell scan (pure core).
 
     Inputs are dense per event, shaped (n_events, 2, n_x, n_y) [section 0
-    preshower, 1 main]: waveform amplitudes (ADC), times (ns) and flags.
+    preshower, 1 main]: waveform amplitudes (ADC), times (ns) and flags;
+    ``amplitude_noise_adc`` (2, n_x, n_y): the noise of a fitted amplitude per
+    cell (without it the outer-energy ``kappa`` is NaN).
     """
     n_x, n_y = ecal.n_x, ecal.n_y
     n_cells = n_x * n_y
@@ -369,8 +436,12 @@ def derive_ecal_calibration(amplitude_adc: np.ndarray, t_ns: np.ndarray, flags: 
         "displacement_y_mm_mean": float(dy.mean()),
         "displacement_y_mm_rms": float(dy.std()),
     }
+    noise_GeV = None if amplitude_noise_adc is None else amplitude_noise_adc * gain
+    outer_ratio, kappa = _outer_energy(e_main, e_pre, target, good & used, n_x, n_y, noise_GeV,
+                                       config.min_events_per_cell)
     calibration = EcalCalibration(gain, t0.reshape(2, n_x, n_y), mean, sigma, f_pre, f_pre_sigma,
-                                  config.beam_energy_GeV, fractions)
+                                  config.beam_energy_GeV, fractions, outer_ratio=outer_ratio,
+                                  outer_kappa_GeV=kappa)
     ratio = energy_sum[good & used] / target_GeV[good & used]
     summary = {
         "n_events": int(n_events),
@@ -384,6 +455,9 @@ def derive_ecal_calibration(amplitude_adc: np.ndarray, t_ns: np.ndarray, flags: 
         "energy_sum_over_expected": {"mean": float(ratio.mean()), "rms": float(ratio.std())},
         "peak_relative_error_max": float(max(p.mu_error / p.mu for p in peaks)),
         "sum_iterations_scale_peak": scale_peak,
+        "outer_energy": {"ratio_mean": float(np.nanmean(outer_ratio)),
+                         "ratio_min": float(np.nanmin(outer_ratio)),
+                         "ratio_max": float(np.nanmax(outer_ratio)), "kappa_GeV": kappa},
         "shower_model": model.version,
     }
     return EcalCalibrationFit(calibration, peaks, values, energy_sum[good & used], summary)

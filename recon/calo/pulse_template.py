@@ -60,14 +60,33 @@ is larger (see ``docs/calorimetry.md``).
    shape: > 100). The chi2 alone cannot prefer the model: the warp leaves it
    unchanged.
 
+6. **Per-channel shapes** (groups in ``channel_groups``, default ECAL, and only
+   where the group template is the fitted model): the channels of one group
+   differ in shape (the simulation draws rise and decay constants with a 5 %
+   spread per channel), and a common template fits each channel's pulses with
+   an amplitude error that depends on the sampling phase: ~1 % per pulse for
+   the ECAL, the largest term of the reconstructed energy resolution above
+   30 GeV. The model constants of each channel are fitted as in step 5 on its
+   ``channel_fit_pulses`` largest pulses above ``reliable_sigma`` (started
+   from the group's constants); a channel with fewer than
+   ``channel_min_pulses`` such pulses keeps the group template. Measured on
+   the simulated 7200-event cell scan (127-200 pulses per channel): rise
+   within 0.8 %, decay within 0.1 % (rms over the 36 main cells) of the true
+   per-channel constants.
+
 Condition ``pulse_template`` (JSON), ``data``: ``t_first_ns``, ``step_ns``,
-``templates: {group: [values]}``, ``n_pulses: {group: n}``.
+``templates: {group: [values]}``, ``n_pulses: {group: n}`` and (optional, absent
+from files written before per-channel shapes, which stay readable and mean "the
+group template for every channel") ``channel_shapes: {group: {rise_ns, decay_ns,
+n_pulses}}``, flat arrays over the group's dense channel index (``sadc_channels``),
+``null`` for a channel that uses the group template.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +100,10 @@ from recon.calo.waveform import PulseShapes, SadcTiming, WaveformConfig, reconst
 from recon.conditions import ConditionRecord, ConditionsDB
 
 __all__ = [
+    "ChannelShapes",
     "PulseTemplates",
     "TemplateConfig",
+    "derive_channel_shapes",
     "derive_group_template",
     "derive_pulse_templates",
     "fit_shaper_constants",
@@ -116,29 +137,127 @@ class TemplateConfig:
     fit_pulses: int = 3000
     max_phase_nonuniformity: float = 0.25
     max_chi2_ratio: float = 1.5
+    channel_groups: tuple[str, ...] = ("ecal",)
+    channel_fit_pulses: int = 200
+    channel_min_pulses: int = 50
+
+
+@dataclass(frozen=True)
+class ChannelShapes:
+    """Shaper constants (ns) of every channel of one group over its dense channel index;
+    NaN for a channel that uses the group template. ``n_pulses``: pulses fitted."""
+
+    rise_ns: np.ndarray
+    decay_ns: np.ndarray
+    n_pulses: np.ndarray
+
+    @property
+    def own(self) -> np.ndarray:
+        """Channels with their own template."""
+        return np.isfinite(self.rise_ns) & np.isfinite(self.decay_ns)
+
+    def to_data(self) -> dict[str, list]:
+        own = self.own
+        return {"rise_ns": [round(float(v), 5) if k else None for v, k in zip(
+                    self.rise_ns, own, strict=True)],
+                "decay_ns": [round(float(v), 4) if k else None for v, k in zip(
+                    self.decay_ns, own, strict=True)],
+                "n_pulses": [int(v) for v in self.n_pulses]}
+
+    @classmethod
+    def from_data(cls, data: dict[str, list]) -> ChannelShapes:
+        def column(key):
+            return np.array([np.nan if v is None else v for v in data[key]], dtype=np.float64)
+
+        return cls(column("rise_ns"), column("decay_ns"),
+                   np.asarray(data["n_pulses"], dtype=np.int64))
 
 
 @dataclass(frozen=True)
 class PulseTemplates:
-    """The ``pulse_template`` condition: named templates on one grid."""
+    """The ``pulse_template`` condition: named group templates on one grid, optionally
+    per-channel shaper constants of some groups.
+
+    ``shapes.values`` holds the group templates (row ``index(group)``) followed by the
+    per-channel templates (built from ``channels`` by :meth:`build`); :meth:`rows`
+    gives the row of every channel of a group.
+    """
 
     names: tuple[str, ...]
     shapes: PulseShapes
     n_pulses: dict[str, int]
     record: ConditionRecord | None = None
+    channels: dict[str, ChannelShapes] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, names: tuple[str, ...], group_shapes: PulseShapes, n_pulses: dict[str, int],
+              channels: dict[str, ChannelShapes] | None = None,
+              record: ConditionRecord | None = None) -> PulseTemplates:
+        """Group templates plus one row per channel with its own shaper constants."""
+        channels = dict(channels or {})
+        grid = group_shapes.t_first_ns + group_shapes.step_ns * np.arange(
+            group_shapes.values.shape[1])
+        rows = [group_shapes.values]
+        for name in channels:  # a group or two
+            shape = channels[name]
+            own = shape.own
+            rows.append(shaper_pulse(grid[None, :], shape.rise_ns[own][:, None],
+                                     shape.decay_ns[own][:, None]))
+        shapes = PulseShapes(np.concatenate(rows), group_shapes.t_first_ns, group_shapes.step_ns)
+        return cls(tuple(names), shapes, dict(n_pulses), record, channels)
 
     def index(self, group: str) -> int:
         if group not in self.names:
             raise KeyError(f"no pulse template for '{group}' (have {', '.join(self.names)})")
         return self.names.index(group)
 
+    @cached_property
+    def _first_channel_row(self) -> dict[str, int]:
+        first, out = len(self.names), {}
+        for name, shape in self.channels.items():
+            out[name] = first
+            first += int(shape.own.sum())
+        return out
+
+    def rows(self, group: str, n_channels: int) -> np.ndarray:
+        """Template row (into ``shapes.values``) of each of the group's ``n_channels``."""
+        rows = np.full(n_channels, self.index(group), dtype=np.int64)
+        shape = self.channels.get(group)
+        if shape is not None:
+            if shape.rise_ns.size != n_channels:
+                raise ValueError(f"{group}: {shape.rise_ns.size} channel shapes for "
+                                 f"{n_channels} channels")
+            own = shape.own
+            rows[own] = self._first_channel_row[group] + np.arange(int(own.sum()))
+        return rows
+
+    @cached_property
+    def _views(self) -> dict[tuple[str, int], tuple[PulseShapes, np.ndarray]]:
+        return {}
+
+    def group_view(self, group: str, n_channels: int) -> tuple[PulseShapes, np.ndarray]:
+        """The templates a group uses (its own row, then its channels') and the row of each
+        of its channels in them: the waveform kernel gets no other group's rows (its tables
+        are built per call). Cached."""
+        key = (group, n_channels)
+        if key not in self._views:
+            rows = self.rows(group, n_channels)
+            used, local = np.unique(rows, return_inverse=True)
+            shapes = PulseShapes(self.shapes.values[used], self.shapes.t_first_ns,
+                                 self.shapes.step_ns)
+            self._views[key] = (shapes, local.astype(np.int64))
+        return self._views[key]
+
     def to_data(self) -> dict[str, Any]:
-        return {
+        data = {
             "t_first_ns": self.shapes.t_first_ns,
             "step_ns": self.shapes.step_ns,
             "templates": {n: np.round(self.shapes.values[i], 6) for i, n in enumerate(self.names)},
             "n_pulses": dict(self.n_pulses),
         }
+        if self.channels:
+            data["channel_shapes"] = {n: c.to_data() for n, c in self.channels.items()}
+        return data
 
     @classmethod
     def from_data(cls, data: dict[str, Any],
@@ -147,7 +266,10 @@ class PulseTemplates:
         values = np.array([data["templates"][n] for n in names], dtype=np.float64)
         shapes = PulseShapes(values=values, t_first_ns=float(data["t_first_ns"]),
                              step_ns=float(data["step_ns"]))
-        return cls(names, shapes, {k: int(v) for k, v in data.get("n_pulses", {}).items()}, record)
+        channels = {n: ChannelShapes.from_data(c)
+                    for n, c in data.get("channel_shapes", {}).items()}
+        return cls.build(names, shapes, {k: int(v) for k, v in data.get("n_pulses", {}).items()},
+                         channels, record)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -271,6 +393,24 @@ def derive_group_template(samples: np.ndarray, pedestal_adc: np.ndarray, noise_a
     ``samples`` (n, n_samples) raw counts of one group; ``pedestal_adc`` (n, 2)
     and ``noise_adc`` (n,) the per-channel references of those rows.
     """
+    group = _derive_group(samples, pedestal_adc, noise_adc, timing, config)
+    return group.values, group.n_pulses
+
+
+@dataclass(frozen=True)
+class _GroupTemplate:
+    """A group's template, its shaper constants (None: the folded template was kept) and the
+    selection of its clean pulses (row mask, maximum above the pedestal in ADC counts)."""
+
+    values: np.ndarray
+    n_pulses: int
+    constants_ns: tuple[float, float] | None
+    clean: np.ndarray
+    a_max: np.ndarray
+
+
+def _derive_group(samples: np.ndarray, pedestal_adc: np.ndarray, noise_adc: np.ndarray,
+                  timing: SadcTiming, config: TemplateConfig) -> _GroupTemplate:
     period = timing.sample_period_ns
     parity = np.arange(timing.n_samples) % 2
     k_max, a_max = _pulse_maxima(samples, pedestal_adc, parity)
@@ -300,6 +440,7 @@ def derive_group_template(samples: np.ndarray, pedestal_adc: np.ndarray, noise_a
         amplitude /= _phase_modulation(amplitude, t_peak, period, config.phase_harmonics,
                                        reliable)
     values, _ = _profile(s, amplitude, sample_t[None, :] - t_peak[:, None], config, n_points)
+    constants = None
     if config.method == "parametric":
         chosen = rows[np.argsort(-a_max[rows], kind="stable")[: config.fit_pulses]]
         rise, decay, chi2_model = fit_shaper_constants(samples[chosen], pedestal_adc[chosen],
@@ -313,10 +454,50 @@ def derive_group_template(samples: np.ndarray, pedestal_adc: np.ndarray, noise_a
                                        "kuiper %.3f", rise, decay, chi2_model / chi2_folded, kuiper)
         if (kuiper > config.max_phase_nonuniformity
                 and chi2_model < config.max_chi2_ratio * chi2_folded):
-            values = model
+            values, constants = model, (rise, decay)
     elif config.method != "folded":
         raise ValueError(f"unknown template method {config.method!r}")
-    return values, int(rows.size)
+    return _GroupTemplate(values, int(rows.size), constants, clean, a_max)
+
+
+def derive_channel_shapes(samples: np.ndarray, pedestal_adc: np.ndarray, noise_adc: np.ndarray,
+                          channel_index: np.ndarray, n_channels: int, timing: SadcTiming,
+                          start_ns: tuple[float, float],
+                          config: TemplateConfig = TemplateConfig(),
+                          usable: np.ndarray | None = None) -> ChannelShapes:
+    """Shaper constants of every channel from its own pulses (pure core).
+
+    Rows as :func:`derive_group_template`, ``channel_index`` (n,) their dense
+    channel; per channel, its ``channel_fit_pulses`` largest pulses above
+    ``reliable_sigma`` noise sigmas (among ``usable`` rows: clean, unsaturated)
+    are fitted by :func:`fit_shaper_constants` started at ``start_ns`` (rise,
+    decay). Channels with fewer than ``channel_min_pulses`` get NaN.
+    """
+    _, a_max = _pulse_maxima(samples, pedestal_adc, np.arange(timing.n_samples) % 2)
+    good = a_max > config.reliable_sigma * noise_adc
+    if usable is not None:
+        good &= usable
+    return _channel_shapes(samples, pedestal_adc, noise_adc, channel_index, n_channels, timing,
+                           start_ns, config, good, a_max)
+
+
+def _channel_shapes(samples, pedestal_adc, noise_adc, channel_index, n_channels, timing,
+                    start_ns, config, good, a_max) -> ChannelShapes:
+    """:func:`derive_channel_shapes` given the selected rows ``good`` and the pulse maxima."""
+    rows = np.flatnonzero(good)
+    rows = rows[np.lexsort((-a_max[rows], channel_index[rows]))]  # by channel, largest first
+    starts = np.searchsorted(channel_index[rows], np.arange(n_channels + 1))
+    grid = config.t_first_ns + config.step_ns * np.arange(
+        round((config.t_last_ns - config.t_first_ns) / config.step_ns) + 1)
+    rise = np.full(n_channels, np.nan)
+    decay = np.full(n_channels, np.nan)
+    counts = np.diff(starts)
+    for c in np.flatnonzero(counts >= config.channel_min_pulses):  # tens of channels
+        chosen = rows[starts[c]: starts[c] + min(counts[c], config.channel_fit_pulses)]
+        rise[c], decay[c], _ = fit_shaper_constants(samples[chosen], pedestal_adc[chosen],
+                                                    noise_adc[chosen], timing, grid, None,
+                                                    start_ns=start_ns)
+    return ChannelShapes(rise, decay, np.minimum(counts, config.channel_fit_pulses))
 
 
 def shaper_pulse(tau_ns: np.ndarray, rise_ns: float, decay_ns: float) -> np.ndarray:
@@ -329,20 +510,24 @@ def shaper_pulse(tau_ns: np.ndarray, rise_ns: float, decay_ns: float) -> np.ndar
 
 
 def fit_shaper_constants(samples: np.ndarray, pedestal_adc: np.ndarray, noise_adc: np.ndarray,
-                         timing: SadcTiming, grid: np.ndarray,
-                         seed_values: np.ndarray) -> tuple[float, float, float]:
+                         timing: SadcTiming, grid: np.ndarray, seed_values: np.ndarray | None,
+                         start_ns: tuple[float, float] | None = None
+                         ) -> tuple[float, float, float]:
     """Rise and decay constants (ns) of :func:`shaper_pulse` minimising the summed fit chi2
     (returned third).
 
     Each evaluation fits every pulse (amplitude and time) with the candidate
-    shape through :func:`reconstruct_waveforms`; the start values come from the
-    seed template's width (rise ~ FWHM / 10, decay ~ FWHM).
+    shape through :func:`reconstruct_waveforms`; the start values are
+    ``start_ns`` (rise, decay) or come from the seed template's width (rise ~
+    FWHM / 10, decay ~ FWHM).
     """
     from scipy.optimize import minimize
 
-    step = float(grid[1] - grid[0])
-    above = np.flatnonzero(seed_values >= 0.5)
-    fwhm = max(float(grid[above[-1]] - grid[above[0]]), 4 * step) if above.size else 40.0
+    if start_ns is None:
+        step = float(grid[1] - grid[0])
+        above = np.flatnonzero(seed_values >= 0.5)
+        fwhm = max(float(grid[above[-1]] - grid[above[0]]), 4 * step) if above.size else 40.0
+        start_ns = (0.1 * fwhm, fwhm)
 
     def chi2(log_tau):
         rise, decay = np.exp(log_tau)
@@ -351,7 +536,7 @@ def fit_shaper_constants(samples: np.ndarray, pedestal_adc: np.ndarray, noise_ad
         return _summed_chi2(shaper_pulse(grid, rise, decay), samples, pedestal_adc, noise_adc,
                             timing, grid)
 
-    start = np.log([0.1 * fwhm, fwhm])
+    start = np.log(start_ns)
     best = minimize(chi2, start, method="Nelder-Mead",
                     options={"xatol": 1e-3, "fatol": 1e-3, "maxiter": 200,
                              "initial_simplex": [start, start + np.array([0.3, 0.0]),
@@ -395,19 +580,33 @@ def _summed_chi2(values, samples, pedestal_adc, noise_adc, timing, grid) -> floa
 def derive_pulse_templates(digits: ak.Array, layout: SadcLayout, pedestals: SadcPedestals,
                            timing: SadcTiming, groups: tuple[str, ...] = GROUPS,
                            config: TemplateConfig = TemplateConfig()) -> PulseTemplates:
-    """Templates of ``groups`` from calibration-run digits (e.g. the ECAL cell scan)."""
-    rows, counts = [], {}
+    """Templates of ``groups`` from calibration-run digits (e.g. the ECAL cell scan), with
+    per-channel shapes for the ``config.channel_groups`` whose template is the fitted model."""
+    rows, counts, channels = [], {}, {}
     for group in groups:  # a handful of detector groups
         hits = sadc_hits(digits, group, layout)
         reference = pedestals.groups[group]
-        values, n = derive_group_template(
-            hits.samples, reference.pedestal_adc[hits.channel_index],
-            reference.channel_noise_adc[hits.channel_index], timing, config)
-        rows.append(values)
-        counts[group] = n
+        pedestal_adc = reference.pedestal_adc[hits.channel_index]
+        noise_adc = reference.channel_noise_adc[hits.channel_index]
+        fit = _derive_group(hits.samples, pedestal_adc, noise_adc, timing, config)
+        rows.append(fit.values)
+        counts[group] = fit.n_pulses
+        if group in config.channel_groups and fit.constants_ns is not None:
+            good = fit.clean & (fit.a_max > config.reliable_sigma * noise_adc)
+            channels[group] = _channel_shapes(
+                hits.samples, pedestal_adc, noise_adc, hits.channel_index, layout.size(group),
+                timing, fit.constants_ns, config, good, fit.a_max)
+            own = channels[group].own
+            log.info("%s: own shapes for %d of %d channels, rise %.2f +- %.2f, decay %.2f +- "
+                     "%.2f ns", group, own.sum(), own.size,
+                     np.mean(channels[group].rise_ns[own]), np.std(channels[group].rise_ns[own]),
+                     np.mean(channels[group].decay_ns[own]),
+                     np.std(channels[group].decay_ns[own]))
+        elif group in config.channel_groups:
+            log.info("%s: folded template kept, no per-channel shapes", group)
     shapes = PulseShapes(values=np.array(rows), t_first_ns=config.t_first_ns,
                          step_ns=config.step_ns)
-    return PulseTemplates(tuple(groups), shapes, counts)
+    return PulseTemplates.build(tuple(groups), shapes, counts, channels)
 
 
 def load_pulse_templates(db: ConditionsDB, setup: str, run: int) -> PulseTemplates:
@@ -432,7 +631,19 @@ def template_summary(templates: PulseTemplates) -> dict[str, Any]:
         half_lo, half_hi = _width_at(grid, values, 0.5)
         summary[name] = {"n_pulses": templates.n_pulses.get(name, 0), "rise_10_90_ns": t90 - t10,
                          "fwhm_ns": half_hi - half_lo}
+        channels = templates.channels.get(name)
+        if channels is not None:
+            own = channels.own
+            summary[name]["channel_shapes"] = {
+                "n_own": int(own.sum()), "n_channels": int(own.size),
+                "rise_ns": _mean_rms(channels.rise_ns[own]),
+                "decay_ns": _mean_rms(channels.decay_ns[own]),
+                "pulses_per_channel_min": int(channels.n_pulses[own].min()) if own.any() else 0}
     return summary
+
+
+def _mean_rms(values: np.ndarray) -> dict[str, float]:
+    return {"mean": float(np.mean(values)), "rms": float(np.std(values))} if values.size else {}
 
 
 def plot_pulse_templates(templates: PulseTemplates, path: str | Path) -> Path:

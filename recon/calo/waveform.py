@@ -58,6 +58,7 @@ __all__ = [
     "WaveformConfig",
     "WaveformFlag",
     "WaveformResult",
+    "amplitude_noise_factor",
     "reconstruct_waveforms",
 ]
 
@@ -151,6 +152,19 @@ class WaveformResult:
     flags: np.ndarray
 
 
+def amplitude_noise_factor(shapes: PulseShapes, rows: np.ndarray, timing: SadcTiming,
+                           config: WaveformConfig = WaveformConfig()) -> np.ndarray:
+    """Noise of a fitted amplitude per unit of sample noise, for templates ``rows``.
+
+    The least-squares amplitude at the nominal in-time position,
+    ``A = sum s_k T_k / sum T_k^2`` over the fit window, has the noise
+    ``sigma / sqrt(sum T_k^2)`` for white sample noise ``sigma``.
+    """
+    table = _scan_table(shapes, timing, config)
+    j_zero = table.shape[1] // 2
+    return 1.0 / np.sqrt((table[np.asarray(rows), j_zero] ** 2).sum(axis=-1))
+
+
 def _scan_shifts_ns(config: WaveformConfig) -> np.ndarray:
     n_half = round(config.scan_half_range_ns / config.scan_step_ns)
     return config.scan_step_ns * np.arange(-n_half, n_half + 1, dtype=np.float64)
@@ -160,20 +174,26 @@ def _scan_table(shapes: PulseShapes, timing: SadcTiming, config: WaveformConfig)
     """``table[m, j, r] = T_m((r - before) * period - shift_j)``, the fit grid of every template."""
     offsets = np.arange(-config.fit_samples_before, config.fit_samples_after + 1)
     tau = offsets[None, :] * timing.sample_period_ns - _scan_shifts_ns(config)[:, None]
-    table = np.empty((shapes.values.shape[0], *tau.shape), dtype=np.float64)
-    for m in range(shapes.values.shape[0]):  # a handful of detector templates
-        table[m] = shapes.evaluate(m, tau)
-    return table
+    # linear interpolation of every template at once (as PulseShapes.evaluate), zero outside
+    n_points = shapes.values.shape[1]
+    x = (tau - shapes.t_first_ns) / shapes.step_ns
+    inside = (x >= 0.0) & (x <= n_points - 1)
+    i = np.clip(np.floor(x).astype(np.int64), 0, n_points - 2)
+    f = np.where(inside, x - i, 0.0)
+    values = np.asarray(shapes.values, dtype=np.float64)
+    table = values[:, i] * (1.0 - f) + values[:, i + 1] * f
+    # C order for the kernel (advanced indexing leaves the template axis innermost in memory)
+    return np.ascontiguousarray(np.where(inside, table, 0.0))
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _template_at(values, m, tau, t_first, inv_step):
+def _template_at(pulse, m, tau, t_first, inv_step):
     x = (tau - t_first) * inv_step
-    if x < 0.0 or x >= values.shape[1] - 1:
+    if x < 0.0 or x >= pulse.shape[1] - 1:
         return 0.0
     i = int(x)
     f = x - i
-    return values[m, i] + f * (values[m, i + 1] - values[m, i])
+    return pulse[m, i, 0] + f * (pulse[m, i + 1, 0] - pulse[m, i, 0])
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
@@ -279,7 +299,7 @@ def _refine(best, chi2, shifts):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _gauss_newton(s, usable, first, last, centre, shift, period, values, derivs, m, t_first,
+def _gauss_newton(s, usable, first, last, centre, shift, period, pulse, m, t_first,
                   inv_step, max_step, n_iterations, tolerance):
     """Gauss-Newton refinement of amplitude and peak shift: (A, shift, resid, n).
 
@@ -291,7 +311,7 @@ def _gauss_newton(s, usable, first, last, centre, shift, period, values, derivs,
     divides the period): one interpolation weight per iteration.
     """
     stride = round(period * inv_step)
-    n_points = values.shape[1]
+    n_points = pulse.shape[1]
     a = 0.0
     for it in range(n_iterations + 1):
         x = ((first - centre) * period - shift - t_first) * inv_step
@@ -310,8 +330,8 @@ def _gauss_newton(s, usable, first, last, centre, shift, period, values, derivs,
                 t = 0.0
                 d = 0.0
                 if 0 <= i < n_points - 1:
-                    t = values[m, i] + f * (values[m, i + 1] - values[m, i])
-                    d = derivs[m, i] + f * (derivs[m, i + 1] - derivs[m, i])
+                    t = pulse[m, i, 0] + f * (pulse[m, i + 1, 0] - pulse[m, i, 0])
+                    d = pulse[m, i, 1] + f * (pulse[m, i + 1, 1] - pulse[m, i, 1])
                 s_t += s[k] * t
                 t_t += t * t
                 s_d += s[k] * d
@@ -345,7 +365,7 @@ def _gauss_newton(s, usable, first, last, centre, shift, period, values, derivs,
                     i = i0 + (k - first) * stride
                     t = 0.0
                     if 0 <= i < n_points - 1:
-                        t = values[m, i] + f * (values[m, i + 1] - values[m, i])
+                        t = pulse[m, i, 0] + f * (pulse[m, i + 1, 0] - pulse[m, i, 0])
                     s_t += s[k] * t
                     t_t += t * t
                     s_s += s[k] * s[k]
@@ -358,12 +378,12 @@ def _gauss_newton(s, usable, first, last, centre, shift, period, values, derivs,
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _has_second_pulse(s, usable, a, t_peak, period, values, m, t_first, inv_step, threshold):
+def _has_second_pulse(s, usable, a, t_peak, period, pulse, m, t_first, inv_step, threshold):
     """Whether any sample exceeds the fitted pulse by more than ``threshold``."""
     for k in range(s.size):
         # the fitted pulse is >= 0, so only samples above the threshold can exceed it by that much
         if usable[k] and s[k] > threshold and (
-            s[k] - a * _template_at(values, m, k * period - t_peak, t_first, inv_step) > threshold
+            s[k] - a * _template_at(pulse, m, k * period - t_peak, t_first, inv_step) > threshold
         ):
             return True
     return False
@@ -445,8 +465,8 @@ class _Settings(NamedTuple):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _fit_pulse(s, usable, centre, k_max, s_max, n_samples, m, noise, saturated, cfg, values,
-               derivs, table, table_norm, shifts, chi2):
+def _fit_pulse(s, usable, centre, k_max, s_max, n_samples, m, noise, saturated, cfg, pulse,
+               table, table_norm, shifts, chi2):
     """Template fit of a pulse around ``centre``: (A, t_peak_ns, resid, n, flags).
 
     Gauss-Newton refinement only for pulses above ``newton_min_sigma`` noise
@@ -461,22 +481,23 @@ def _fit_pulse(s, usable, centre, k_max, s_max, n_samples, m, noise, saturated, 
     best = _scan(s, usable, first, last, centre, cfg.before, table, table_norm, m, full_window,
                  chi2)
     a, shift, resid, n = _gauss_newton(s, usable, first, last, centre,
-                                       _refine(best, chi2, shifts), cfg.period, values, derivs, m,
+                                       _refine(best, chi2, shifts), cfg.period, pulse, m,
                                        cfg.t_first, cfg.inv_step, cfg.refine_step,
                                        n_newton, cfg.newton_tolerance)
     t_peak = centre * cfg.period + shift
     threshold = cfg.pileup_sigma * noise + cfg.pileup_fraction * abs(a)
-    if _has_second_pulse(s, usable, a, t_peak, cfg.period, values, m, cfg.t_first, cfg.inv_step,
+    if _has_second_pulse(s, usable, a, t_peak, cfg.period, pulse, m, cfg.t_first, cfg.inv_step,
                          threshold):
         flags |= 2
     return a, t_peak, resid, n, flags
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _waveform_kernel(samples, template_index, template_stride, channel_index, ref_ped, ref_noise,
-                     values, derivs, table, table_norm, shifts, cfg, out_ped_e, out_ped_o,
-                     out_amax, out_amp, out_t, out_chi2, out_flags):
-    """Every channel ``i``: template row ``template_index[i * template_stride]``, references
+def _waveform_kernel(samples, template_index, template_stride, template_by_channel, channel_index,
+                     ref_ped, ref_noise, pulse, table, table_norm, shifts, cfg, out_ped_e,
+                     out_ped_o, out_amax, out_amp, out_t, out_chi2, out_flags):
+    """Every channel ``i``: template row ``template_index[channel_index[i]]`` if
+    ``template_by_channel`` else ``template_index[i * template_stride]``, references
     ``ref_ped[channel_index[i]]`` (even, odd) and ``ref_noise[channel_index[i]]``."""
     n_samples = samples.shape[1]
     s = np.empty(n_samples)
@@ -491,8 +512,8 @@ def _waveform_kernel(samples, template_index, template_stride, channel_index, re
         for k in range(first0, last0 + 1):
             quiet_norm[t_row] += table[t_row, j_zero, k - k0 + cfg.before] ** 2
     for i in range(samples.shape[0]):
-        m = template_index[i * template_stride]
         c = channel_index[i]
+        m = template_index[c] if template_by_channel else template_index[i * template_stride]
         noise = ref_noise[c]
         ped_e, ped_o, fallback = _pedestals(samples, i, cfg.n_ped, ref_ped[c, 0], ref_ped[c, 1],
                                             noise, cfg.flat_sigma, cfg.shift_sigma,
@@ -525,7 +546,7 @@ def _waveform_kernel(samples, template_index, template_stride, channel_index, re
                 centre += 1
             centre = (k_max + centre) // 2  # middle of the saturated plateau
         a, t_peak, resid, n, fit_flags = _fit_pulse(s, usable, centre, k_max, s_max, n_samples, m,
-                                                    noise, saturated, cfg, values, derivs, table,
+                                                    noise, saturated, cfg, pulse, table,
                                                     table_norm, shifts, chi2)
         out_amp[i] = a
         out_t[i] = t_peak - cfg.in_time_sample * cfg.period
@@ -539,7 +560,8 @@ def reconstruct_waveforms(samples: np.ndarray, template_index: np.ndarray | int,
                           reference_pedestal_adc: np.ndarray, reference_noise_adc: np.ndarray,
                           shapes: PulseShapes, timing: SadcTiming,
                           config: WaveformConfig = WaveformConfig(),
-                          channel_index: np.ndarray | None = None) -> WaveformResult:
+                          channel_index: np.ndarray | None = None,
+                          template_of_channel: np.ndarray | None = None) -> WaveformResult:
     """Reconstruct every SADC channel of a chunk.
 
     Parameters
@@ -557,6 +579,9 @@ def reconstruct_waveforms(samples: np.ndarray, template_index: np.ndarray | int,
     channel_index
         optional (n,) row of the reference tables of each channel (avoids gathering
         per-channel copies of the conditions).
+    template_of_channel
+        optional (n_table,) row of ``shapes.values`` of each entry of the reference
+        tables (per-channel templates, with ``channel_index``); replaces ``template_index``.
     """
     samples = np.ascontiguousarray(samples, dtype=np.uint16)
     n = samples.shape[0]
@@ -590,15 +615,21 @@ def reconstruct_waveforms(samples: np.ndarray, template_index: np.ndarray | int,
         inv_step=1.0 / shapes.step_ns,
     )
     values = np.ascontiguousarray(shapes.values, dtype=np.float64)
-    templates = np.ascontiguousarray(np.atleast_1d(template_index), dtype=np.int64)
+    by_channel = template_of_channel is not None
+    templates = np.ascontiguousarray(
+        np.atleast_1d(template_of_channel if by_channel else template_index), dtype=np.int64)
+    if templates.size and (templates.min() < 0 or templates.max() >= values.shape[0]):
+        raise ValueError(f"template rows outside 0..{values.shape[0] - 1}")
     if channel_index is None:
         channel_index = np.arange(n, dtype=np.int64)
     _waveform_kernel(
         samples, templates, 0 if templates.size == 1 and np.ndim(template_index) == 0 else 1,
-        np.ascontiguousarray(channel_index),
+        by_channel, np.ascontiguousarray(channel_index),
         np.ascontiguousarray(reference_pedestal_adc, dtype=np.float64),
         np.ascontiguousarray(reference_noise_adc, dtype=np.float64),
-        values, np.gradient(values, shapes.step_ns, axis=1), table, (table**2).sum(axis=2),
+        np.stack([values, np.gradient(values, shapes.step_ns, axis=1)], axis=2),
+        table,
+        (table**2).sum(axis=2),
         _scan_shifts_ns(config), settings,
         result.pedestal_even_adc, result.pedestal_odd_adc, result.amplitude_max_adc,
         result.amplitude_adc, result.t_ns, result.chi2_ndf, result.flags,

@@ -1,10 +1,12 @@
-"""``na64 decode RAW -o OUT``: raw file to per-event digits (Parquet or ROOT) and a JSON report."""
+"""``na64 decode RAW [RAW ...] -o OUT``: raw files of one run to per-event digits (Parquet or ROOT)
+and a JSON report (one entry per file; a list when there are several files)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from recon.commands.common import add_conditions_options, conditions_from_args
@@ -14,7 +16,7 @@ from recon.io.tables import write_events, write_json
 from recon.progress import Progress
 from recon.provenance import CHECKSUM_ALGORITHM, make_provenance
 
-__all__ = ["register", "run_decode"]
+__all__ = ["register", "run_decode", "run_decode_files", "summarize_reports"]
 
 log = logging.getLogger("na64.decode")
 
@@ -23,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "decode", help="decode an NA64RAW1 file into per-event digits", description=__doc__
     )
-    p.add_argument("raw", type=Path, help="NA64RAW1 input file")
+    p.add_argument(
+        "raw", type=Path, nargs="+", help="NA64RAW1 input files of one run, decoded in this order"
+    )
     p.add_argument(
         "-o", "--output", type=Path, required=True, help="digits file (.parquet or .root)"
     )
@@ -55,42 +59,67 @@ def run_decode(
     compression: str = "none",
 ) -> DecodeReport:
     """Decode ``raw`` into ``output``; return the report."""
-    header = RawReader(raw).header
+    (report,) = run_decode_files(
+        [raw], output, db=db, config=config, fmt=fmt, compression=compression
+    )
+    return report
+
+
+def run_decode_files(
+    raws: Sequence[Path],
+    output: Path,
+    *,
+    db,
+    config: DecodeConfig,
+    fmt: str | None = None,
+    compression: str = "none",
+) -> list[DecodeReport]:
+    """Decode raw files of one setup and run, in order, into one ``output``; one report per file."""
+    raws = [Path(raw) for raw in raws]
+    headers = [RawReader(raw).header for raw in raws]
+    runs = sorted({(h.setup, h.run) for h in headers})
+    if len(runs) != 1:
+        raise ValueError(f"raw files decoded into one output must share setup and run, got {runs}")
+    header = headers[0]
     log.info(
         "decoding %s: run %d, setup %s, %s",
-        raw,
+        " ".join(str(raw) for raw in raws),
         header.run,
         header.setup,
         header.run_type.name.lower(),
     )
     tables = DecoderTables.for_run(db, header.setup, header.run)
     records = [db.find(kind, header.setup, header.run) for kind in ("channel_map", "daq")]
-    report = DecodeReport(path=str(raw))
-    progress = Progress(f"decode {raw.name}", total=header.n_events or None)
+    reports = [DecodeReport(path=str(raw)) for raw in raws]
 
     def chunks():
-        for chunk in iter_digits(raw, tables, config, report):
-            progress.update(len(chunk))
-            yield chunk
+        for raw, file_header, report in zip(raws, headers, reports, strict=True):
+            progress = Progress(f"decode {raw.name}", total=file_header.n_events or None)
+            for chunk in iter_digits(raw, tables, config, report):
+                progress.update(len(chunk))
+                yield chunk
+            progress.done()
 
     def provenance():
         return make_provenance(
             stage="decode",
             config={"chunk_events": config.chunk_events, "policy": config.policy},
-            inputs=[(raw, report.checksum)],
+            inputs=[(raw, report.checksum) for raw, report in zip(raws, reports, strict=True)],
             conditions=records,
-            extra={
-                "setup": header.setup,
-                "run": header.run,
-                "decode": {
-                    k: v for k, v in report.to_dict().items() if k not in ("rejected", "file")
-                },
-            },
+            extra={"setup": header.setup, "run": header.run, "decode": _decode_record(reports)},
         )
 
     write_events(output, chunks(), provenance, fmt=fmt, compression=compression)
-    progress.done()
-    return report
+    return reports
+
+
+def _decode_record(reports: list[DecodeReport]) -> dict:
+    """The decode figures in the digits' provenance: the file's report, or totals over the files."""
+    entries = [report.to_dict() for report in reports]
+    if len(entries) == 1:
+        return {k: v for k, v in entries[0].items() if k not in ("rejected", "file")}
+    totals = {k: v for k, v in summarize_reports(entries).items() if k != "files"}
+    return {"run": entries[0]["run"], **totals}
 
 
 def summarize_reports(reports: list[dict]) -> dict:
@@ -109,7 +138,10 @@ def summarize_reports(reports: list[dict]) -> dict:
 
 
 def _summarize(args: argparse.Namespace) -> int:
-    reports = [json.loads(p.read_text()) for p in args.reports]
+    reports = []
+    for path in args.reports:
+        document = json.loads(path.read_text())  # one file's report, or a list of them
+        reports += document if isinstance(document, list) else [document]
     write_json(args.output, summarize_reports(reports))
     return 0
 
@@ -117,18 +149,19 @@ def _summarize(args: argparse.Namespace) -> int:
 def _main(args: argparse.Namespace) -> int:
     db = conditions_from_args(args)
     config = DecodeConfig(chunk_events=args.chunk_events, policy=args.policy)
-    report = run_decode(
+    reports = run_decode_files(
         args.raw, args.output, db=db, config=config, fmt=args.format, compression=args.compression
     )
-    summary = report.to_dict()
+    summaries = [report.to_dict() for report in reports]
     if args.report:
-        write_json(args.report, summary)
-    log.info(
-        "%s: read %d, decoded %d, rejected %d %s",
-        args.raw.name,
-        report.events_read,
-        report.events_decoded,
-        report.events_rejected,
-        summary["rejected_by_reason"] or "",
-    )
+        write_json(args.report, summaries[0] if len(summaries) == 1 else summaries)
+    for report, summary in zip(reports, summaries, strict=True):
+        log.info(
+            "%s: read %d, decoded %d, rejected %d %s",
+            Path(report.path).name,
+            report.events_read,
+            report.events_decoded,
+            report.events_rejected,
+            summary["rejected_by_reason"] or "",
+        )
     return 0

@@ -20,13 +20,15 @@ import argparse
 import logging
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from recon.calo.pulse_template import load_pulse_templates
 from recon.calo.sadc_channels import GROUPS, SadcLayout
 from recon.calo.sadc_pedestals import load_sadc_pedestals
 from recon.calo.waveform import SadcTiming
 from recon.commands.common import add_conditions_options, conditions_from_args
 from recon.commands.stage import input_identity
-from recon.io.tables import read_events, write_json
+from recon.io.tables import format_of, read_events, write_json
 
 __all__ = ["register"]
 
@@ -37,9 +39,8 @@ _KINDS = ("sadc_pedestals", "pulse_template", "ecal_calibration", "hcal_calibrat
 _TRUTH_COLUMNS = ["run", "spill", "event", "pdg", "process", "p_true_GeV", "e_aprime_GeV",
                   "e_ecal_true_GeV", "e_hcal_true_GeV", "e_ecal_pileup_true_GeV",
                   "ecal_true_GeV", "hcal_true_GeV", "t_event_jitter_ns"]
-_CALO_COLUMNS = ["run", "spill", "event", "e_ecal_GeV", "ecal_pileup", "e_hcal_module_GeV",
-                 "ecal_max_ix", "ecal_max_iy",
-                 "ecal_cells"]
+_CALO_COLUMNS = ["run", "spill", "event", "e_ecal_GeV", "e_ecal_shower_GeV", "ecal_pileup",
+                 "e_hcal_module_GeV", "ecal_max_ix", "ecal_max_iy", "ecal_cells"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,10 +77,18 @@ def _with_derived(args: argparse.Namespace) -> argparse.Namespace:
                                  "pin": [*args.pin, *extra_pins]})
 
 
+def _calo_columns(path: Path) -> list[str]:
+    """The columns to read: calo files older than ``e_ecal_shower_GeV`` lack it."""
+    if format_of(path) != "parquet":
+        return _CALO_COLUMNS
+    present = set(pq.read_schema(path).names)
+    return [c for c in _CALO_COLUMNS if c in present]
+
+
 def _sample(name: str, pair: list[Path]):
     from recon.validation.calorimetry import EventSample, join_truth
 
-    calo = read_events(pair[0], columns=_CALO_COLUMNS)
+    calo = read_events(pair[0], columns=_calo_columns(pair[0]))
     truth = read_events(pair[1], columns=_TRUTH_COLUMNS)
     i_calo, i_truth = join_truth(calo, truth)
     if i_calo.size == 0:
@@ -109,7 +118,8 @@ def _main(args: argparse.Namespace) -> int:
         true=true, pedestals=load_sadc_pedestals(db, setup, run),
         ecal_gain=np.asarray(ecal_gain, dtype=np.float64),
         hcal_gain=np.asarray(hcal_gain, dtype=np.float64), shapes=templates.shapes,
-        template_rows={g: templates.index(g) for g in GROUPS if g in templates.names},
+        template_rows={g: templates.rows(g, layout.size(g))
+                       for g in GROUPS if g in templates.names},
         timing=timing, scan=scan, muons=_sample("muons", args.muons) if args.muons else None,
         showers=showers, ecal_shape=layout.ecal)
     figures, arrays = result["figures"], result["arrays"]

@@ -174,7 +174,7 @@ def true_pulse(tau_ns: np.ndarray, rise_ns: np.ndarray, decay_ns: np.ndarray) ->
     return norm * (np.exp(-t / decay_ns) - np.exp(-t / rise_ns))
 
 
-def amplitude_factor(true: TrueSadcConstants, shapes: PulseShapes, template_row: int,
+def amplitude_factor(true: TrueSadcConstants, shapes: PulseShapes, template_row: int | np.ndarray,
                      timing: SadcTiming, *, jitter_ns: float = 2.0, t0_ns: np.ndarray | None = None,
                      amplitude_adc: float = 2000.0, n_pulses: int = 200, seed: int = 1,
                      config: WaveformConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +183,8 @@ def amplitude_factor(true: TrueSadcConstants, shapes: PulseShapes, template_row:
     Pulses of each channel's true shape peak at the in-time sample plus the
     channel's true time offset plus a Gaussian jitter of ``jitter_ns`` (the
     event-to-event trigger jitter measured in the truth); they are fitted by
-    :func:`reconstruct_waveforms` with the derived template ``template_row``.
+    :func:`reconstruct_waveforms` with the derived template ``template_row`` (one row
+    for all, or the row of each channel: per-channel templates).
     ``g_true * factor`` is the effective gain (fitted ADC per GeV).
     """
     rng = np.random.default_rng(seed)
@@ -199,7 +200,8 @@ def amplitude_factor(true: TrueSadcConstants, shapes: PulseShapes, template_row:
     samples = np.clip(np.rint(wave + pedestal), 0, timing.adc_max).astype(np.uint16)
     samples = samples.reshape(n * n_pulses, timing.n_samples)
     m = n * n_pulses
-    fit = reconstruct_waveforms(samples, np.full(m, template_row), np.full((m, 2), pedestal),
+    rows = np.repeat(np.broadcast_to(np.asarray(template_row, dtype=np.int64), (n,)), n_pulses)
+    fit = reconstruct_waveforms(samples, rows, np.full((m, 2), pedestal),
                                 np.ones(m), shapes, timing, config or WaveformConfig())
     ratio = (fit.amplitude_adc / amplitude_adc).reshape(n, n_pulses)
     return ratio.mean(axis=1), ratio.std(axis=1)
@@ -287,6 +289,15 @@ def scan_statistical_error(e_true: np.ndarray, n_section: int) -> np.ndarray:
     return out
 
 
+# Standard error of the half 16-84 % width of n Gaussian values, in units of sigma/sqrt(n):
+# var(q_p) = p(1-p)/(n f^2), cov(q_p1, q_p2) = p1(1-p2)/(n f1 f2) (asymptotic quantile
+# variances; e.g. Stuart & Ord, Kendall's Advanced Theory of Statistics, Vol. 1, 10.10), with
+# p = 0.8413 and f = phi(1): sqrt((2 * 0.13345 - 2 * 0.02518) / (4 * 0.05855)) = 0.9616
+# (1.36 times the sigma/sqrt(2n) of a standard deviation; checked by toy Monte Carlo:
+# 0.94-0.95 for n = 200-1000).
+_HALF_WIDTH_ERROR = 0.9616
+
+
 def _robust_width(x: np.ndarray) -> tuple[float, float]:
     q16, q50, q84 = np.percentile(x, [16, 50, 84])
     return float(q50), float(0.5 * (q84 - q16))
@@ -313,7 +324,7 @@ def energy_response(e_reco: np.ndarray, e_true: np.ndarray, e_ref: np.ndarray,
         out["energy"][b] = float(np.median(e_ref[m]))
         out["response"][b], out["response_error"][b] = r, 1.25 * sigma / np.sqrt(n)
         out["resolution"][b] = sigma / r
-        out["resolution_error"][b] = sigma / r / np.sqrt(2.0 * n)
+        out["resolution_error"][b] = _HALF_WIDTH_ERROR * sigma / r / np.sqrt(n)
         out["true_resolution"][b] = sigma_t / t
         out["reco_over_true"][b], out["reco_over_true_error"][b] = c, 1.25 * sigma_c / np.sqrt(n)
         out["reco_term"][b] = sigma_c / c
@@ -370,14 +381,18 @@ def _electron_showers(sample: EventSample, central_cells=(2, 3)) -> dict[str, np
             & (np.asarray(t.e_hcal_true_GeV) < 0.5) & ~np.asarray(c.ecal_pileup))
     central = np.isin(np.asarray(c.ecal_max_ix), central_cells) & np.isin(
         np.asarray(c.ecal_max_iy), central_cells)
-    return {"central": central[keep],"e_reco": np.asarray(c.e_ecal_GeV, np.float64)[keep],
+    shower = (np.asarray(c.e_ecal_shower_GeV, np.float64) if "e_ecal_shower_GeV" in c.fields
+              else np.full(len(c), np.nan))
+    return {"central": central[keep], "e_reco": np.asarray(c.e_ecal_GeV, np.float64)[keep],
+            "e_shower": shower[keep],
             "e_true": np.asarray(t.e_ecal_true_GeV, np.float64)[keep],
             "e_inc": (np.asarray(t.p_true_GeV) - np.asarray(t.e_aprime_GeV))[keep],
             "upstream_clean": (np.asarray(t.process) != 3)[keep]}
 
 
 def validate_calorimetry(*, true: dict[str, TrueSadcConstants], pedestals, ecal_gain: np.ndarray,
-                         hcal_gain: np.ndarray, shapes: PulseShapes, template_rows: dict[str, int],
+                         hcal_gain: np.ndarray, shapes: PulseShapes,
+                         template_rows: dict[str, int | np.ndarray],
                          timing: SadcTiming, scan: EventSample, muons: EventSample | None,
                          showers: list[EventSample], ecal_shape: tuple[int, int, int],
                          acceptance: CaloAcceptance = CaloAcceptance()) -> dict[str, Any]:
@@ -442,39 +457,18 @@ def validate_calorimetry(*, true: dict[str, TrueSadcConstants], pedestals, ecal_
     # linearity and resolution from electron showers
     parts = [_electron_showers(s) for s in showers]
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    lo, hi = acceptance.energy_range_GeV
-    edges = np.array([lo, 12.5, 15, 20, 25, 30, 40, 50, 60, 70, 85, hi + 10.0])
-    linearity = energy_response(merged["e_reco"], merged["e_true"], merged["e_true"], edges)
-    ok = merged["upstream_clean"] & merged["central"]
-    resolution = energy_response(merged["e_reco"][ok], merged["e_true"][ok], merged["e_inc"][ok],
-                                 edges)
-    a, b, a_err, b_err = fit_resolution(resolution["energy"], resolution["resolution"],
-                                        resolution["resolution_error"])
-    true_fit = fit_resolution(resolution["energy"], resolution["true_resolution"],
-                              resolution["resolution_error"])
-    goal = np.hypot(acceptance.stochastic_goal / np.sqrt(resolution["energy"]),
-                    acceptance.constant_goal)
-    rel = resolution["resolution"] / goal - 1.0
-    lin_dev = np.abs(linearity["reco_over_true"] - 1.0)
-    figures["ecal_linearity"] = {
-        "bins_GeV": edges.tolist(), "e_true_GeV": linearity["energy"].tolist(),
-        "reco_over_true": linearity["reco_over_true"].tolist(),
-        "reco_over_true_error": linearity["reco_over_true_error"].tolist(),
-        "n": linearity["n"].tolist(), "max_abs_deviation": float(np.nanmax(lin_dev)),
-        "pass": bool(np.nanmax(lin_dev) < acceptance.linearity_tolerance)}
-    figures["ecal_resolution"] = {
-        "e_incident_GeV": resolution["energy"].tolist(),
-        "sigma_over_E": resolution["resolution"].tolist(),
-        "sigma_over_E_error": resolution["resolution_error"].tolist(),
-        "true_sigma_over_E": resolution["true_resolution"].tolist(),
-        "reco_term": resolution["reco_term"].tolist(),
-        "goal_sigma_over_E": goal.tolist(), "n": resolution["n"].tolist(),
-        "fit": {"stochastic": a, "stochastic_error": a_err, "constant": b, "constant_error": b_err},
-        "true_fit": dict(zip(("stochastic", "constant", "stochastic_error", "constant_error"),
-                             true_fit, strict=True)),
-        "max_relative_excess": float(np.nanmax(rel)),
-        "consistency": _goal_consistency(resolution, goal, (a, b, a_err, b_err), acceptance),
-        "pass": bool(np.nanmax(np.abs(rel)) < acceptance.resolution_tolerance)}
+    use_shower = bool(np.isfinite(merged["e_shower"]).all())
+    estimator = "e_ecal_shower_GeV" if use_shower else "e_ecal_GeV"
+    linearity_fig, resolution_fig, linearity, resolution, (a, b) = _energy_figures(
+        merged, merged["e_shower"] if use_shower else merged["e_reco"], acceptance)
+    figures["ecal_linearity"] = linearity_fig | {"estimator": estimator}
+    figures["ecal_resolution"] = resolution_fig | {"estimator": estimator}
+    if use_shower:  # the all-cell sum for comparison (electronics noise of every cell)
+        lin_all, res_all, *_ = _energy_figures(merged, merged["e_reco"], acceptance)
+        figures["ecal_all_cells"] = {
+            "estimator": "e_ecal_GeV", "linearity_max_abs_deviation": lin_all["max_abs_deviation"],
+            **{k: res_all[k] for k in ("fit", "max_relative_excess", "consistency",
+                                       "sigma_over_E", "reco_term")}}
     arrays["linearity"], arrays["resolution"] = linearity, resolution
     arrays["resolution_fit"] = (a, b)
     if muons is not None:
@@ -487,6 +481,45 @@ def validate_calorimetry(*, true: dict[str, TrueSadcConstants], pedestals, ecal_
         arrays["mip"] = (e_mod, figures["hcal_mip"])
     figures["pass"] = bool(all(_passes(v) for v in figures.values() if isinstance(v, dict)))
     return {"figures": figures, "arrays": arrays}
+
+
+def _energy_figures(merged: dict[str, np.ndarray], e_reco: np.ndarray,
+                    acceptance: CaloAcceptance) -> tuple[dict, dict, dict, dict, tuple]:
+    """Linearity and resolution figures of one ECAL energy estimator ``e_reco``."""
+    lo, hi = acceptance.energy_range_GeV
+    edges = np.array([lo, 12.5, 15, 20, 25, 30, 40, 50, 60, 70, 85, hi + 10.0])
+    linearity = energy_response(e_reco, merged["e_true"], merged["e_true"], edges)
+    ok = merged["upstream_clean"] & merged["central"]
+    resolution = energy_response(e_reco[ok], merged["e_true"][ok], merged["e_inc"][ok],
+                                 edges)
+    a, b, a_err, b_err = fit_resolution(resolution["energy"], resolution["resolution"],
+                                        resolution["resolution_error"])
+    true_fit = fit_resolution(resolution["energy"], resolution["true_resolution"],
+                              resolution["resolution_error"])
+    goal = np.hypot(acceptance.stochastic_goal / np.sqrt(resolution["energy"]),
+                    acceptance.constant_goal)
+    rel = resolution["resolution"] / goal - 1.0
+    lin_dev = np.abs(linearity["reco_over_true"] - 1.0)
+    linearity_fig = {
+        "bins_GeV": edges.tolist(), "e_true_GeV": linearity["energy"].tolist(),
+        "reco_over_true": linearity["reco_over_true"].tolist(),
+        "reco_over_true_error": linearity["reco_over_true_error"].tolist(),
+        "n": linearity["n"].tolist(), "max_abs_deviation": float(np.nanmax(lin_dev)),
+        "pass": bool(np.nanmax(lin_dev) < acceptance.linearity_tolerance)}
+    resolution_fig = {
+        "e_incident_GeV": resolution["energy"].tolist(),
+        "sigma_over_E": resolution["resolution"].tolist(),
+        "sigma_over_E_error": resolution["resolution_error"].tolist(),
+        "true_sigma_over_E": resolution["true_resolution"].tolist(),
+        "reco_term": resolution["reco_term"].tolist(),
+        "goal_sigma_over_E": goal.tolist(), "n": resolution["n"].tolist(),
+        "fit": {"stochastic": a, "stochastic_error": a_err, "constant": b, "constant_error": b_err},
+        "true_fit": dict(zip(("stochastic", "constant", "stochastic_error", "constant_error"),
+                             true_fit, strict=True)),
+        "max_relative_excess": float(np.nanmax(rel)),
+        "consistency": _goal_consistency(resolution, goal, (a, b, a_err, b_err), acceptance),
+        "pass": bool(np.nanmax(np.abs(rel)) < acceptance.resolution_tolerance)}
+    return linearity_fig, resolution_fig, linearity, resolution, (a, b)
 
 
 def _goal_consistency(resolution: dict[str, np.ndarray], goal: np.ndarray,

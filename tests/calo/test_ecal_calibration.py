@@ -39,7 +39,8 @@ def scan():
     gain[1] = GAIN_MAIN_ADC_PER_GEV * (1 + 0.10 * rng.standard_normal((6, 6)))
     amplitude, t, flags, deposits = cell_scan(rng, N_PER_CELL, gain)
     geometry = ConditionsDB([CONDITIONS]).geometry("invis2016", 1)
-    fit = derive_ecal_calibration(amplitude, t, flags, geometry.ecal, ShowerModel.load())
+    fit = derive_ecal_calibration(amplitude, t, flags, geometry.ecal, ShowerModel.load(),
+                                  amplitude_noise_adc=np.full((2, 6, 6), AMPLITUDE_NOISE_ADC))
     return fit, 1.0 / gain, deposits
 
 
@@ -133,3 +134,29 @@ def test_displaced_showers_are_corrected_per_cell():
     trend = plain[5].mean() - plain[0].mean()
     assert trend > 0.008
     assert abs(corrected[5].mean() - corrected[0].mean()) < 0.4 * trend
+
+
+def test_outer_energy_ratio_and_fluctuation_match_the_truth(scan):
+    fit, _, deposits = scan
+    towers = deposits.sum(axis=1).reshape(-1, 36)
+    target = np.repeat(np.arange(36), N_PER_CELL)
+    ix, iy = np.divmod(np.arange(36), 6)
+    tx, ty = np.divmod(target, 6)
+    inside = (np.abs(ix - tx[:, None]) <= 1) & (np.abs(iy - ty[:, None]) <= 1)
+    e_in = np.where(inside, towers, 0.0).sum(axis=1)
+    e_out = towers.sum(axis=1) - e_in
+    true_ratio = np.array([e_out[target == c].sum() / e_in[target == c].sum() for c in range(36)])
+    derived = fit.calibration.outer_ratio.reshape(-1)
+    # the mean outside/inside ratio per cell (1-6 %): within 2 % of itself (250 showers,
+    # noise of 1.2 ADC counts per cell averages out)
+    np.testing.assert_allclose(derived, true_ratio, rtol=0.02)
+    residual = e_out - true_ratio[target] * e_in
+    true_kappa = np.var(residual) / e_in.mean()
+    # the physical fluctuation beyond the noise: within 25 % (noise variance subtracted)
+    assert fit.calibration.outer_kappa_GeV == pytest.approx(true_kappa, rel=0.25)
+    again = EcalCalibration.from_data(fit.calibration.to_data())
+    np.testing.assert_allclose(again.outer_ratio, fit.calibration.outer_ratio, atol=1e-6)
+    assert again.outer_kappa_GeV == pytest.approx(fit.calibration.outer_kappa_GeV, rel=1e-5)
+    old = fit.calibration.to_data()
+    del old["outer_energy"]  # a file written before the outer-energy calibration
+    assert EcalCalibration.from_data(old).outer_ratio is None

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import REPO
 from tests.farm.test_slurm import PROFILES, small_default_config, snakemake_command
 from tests.workflow.conftest import planned_jobs
 
@@ -81,3 +82,19 @@ def test_farm_profiles_group_chunks(name):
     assert groups["decode"] == "chunks"
     assert set(groups.values()) == set(components)
     assert all(int(n) >= 16 for n in components.values())
+
+
+def _resource_key(rule: str) -> str:
+    """The config.yaml `resources:` entry a rule reads."""
+    if rule.startswith(("merge_", "derive_", "validate_")):
+        return rule.split("_")[0]
+    return "merge" if rule in ("select", "signal_efficiency", "limit") else rule
+
+
+def test_htcondor_memory_requests_equal_the_config():
+    resources = yaml.safe_load((REPO / "config.yaml").read_text())["resources"]
+    profile = yaml.safe_load((PROFILES / "htcondor" / "config.yaml").read_text())
+    requested = {rule: r["htcondor_request_mem_mb"] for rule, r in profile["set-resources"].items()}
+    assert {_resource_key(rule) for rule in requested} == set(resources)
+    for rule, mem_mb in requested.items():
+        assert mem_mb == resources[_resource_key(rule)]["mem_mb"], rule

@@ -25,7 +25,7 @@ def workdir(tmp_path):
             run=2000,
         )
     datasets = {"physics": {"raw": ["data/raw/physics/*.na64raw"]}}
-    write_config(tmp_path, datasets=datasets, drop=("calibration",))
+    write_config(tmp_path, datasets=datasets, drop=("calibration", "analysis"))
     return tmp_path
 
 
@@ -39,7 +39,7 @@ def test_dry_run_plans_one_decode_job_per_raw_file(workdir):
     everything = planned_jobs(snakemake(workdir, "-n", "--cores", "1").stdout)
     assert everything == {
         "decode": 2, "decode_summary": 1, "calo": 2, "track": 2, "classify": 2, "merge_recorded": 1,
-        "all": 1,
+        "snapshot": 1, "all": 1,
     }  # fmt: skip
 
 

@@ -25,12 +25,19 @@ pytestmark = pytest.mark.workflow
 RESULTS = Path("results/test")
 PHYSICS = ("physics", "signal_m16")  # datasets reconstructed beyond decoding
 N_CHUNKS = 3  # physics runs 1001, 1002 and signal run 2001
-VALIDATION = {"validate_calo": 1, "validate_track": 1, "all": 1}
-# calo also runs on the ECAL scan and the muon run, for the validation
-DOWNSTREAM_OF_CALO = {"calo": N_CHUNKS + 2, "classify": N_CHUNKS, "merge_simulated": 2} | VALIDATION
+VALIDATION = {"validate_calo": 1, "validate_track": 1, "validate_events": 1, "all": 1}
+ANALYSIS = {"select": 1, "signal_efficiency": 1, "limit": 1}
+# calo also runs on the ECAL scan and the muon run, for the validation; the snapshot
+# records the derived conditions
+DOWNSTREAM_OF_CALO = (
+    {"calo": N_CHUNKS + 2, "classify": N_CHUNKS, "merge_simulated": 2, "snapshot": 1}
+    | VALIDATION
+    | ANALYSIS
+)
 DOWNSTREAM_OF_TRACK = {
-    "track": N_CHUNKS, "classify": N_CHUNKS, "merge_simulated": 2, "validate_track": 1, "all": 1,
-}  # fmt: skip
+    "track": N_CHUNKS, "classify": N_CHUNKS, "merge_simulated": 2, "validate_track": 1,
+    "validate_events": 1, "all": 1,
+} | ANALYSIS  # fmt: skip
 
 
 def _copy_tree(dest: Path) -> Path:
@@ -93,6 +100,22 @@ def test_every_chunk_decoded_without_rejection(chain):
         assert report["events_rejected"] == 0 and report["events_read"] == report["events_decoded"]
 
 
+def test_the_blind_analysis_ends_in_a_limit(chain):
+    _, workdir = chain
+    analysis = workdir / RESULTS / "analysis"
+    selection = json.loads((analysis / "selection" / "background.json").read_text())
+    assert selection["blinded"] is True and selection["observed_in_box"] is None
+    efficiency = json.loads((analysis / "efficiency" / "signal_m16.json").read_text())
+    assert 0.4 < efficiency["efficiency"] < 1.0  # the paper: 0.69 at low mass
+    lines = (analysis / "limit" / "limit_paper.csv").read_text().splitlines()
+    assert lines[0] == "m_GeV,eps_up" and len(lines) == 1 + 7
+    m_GeV, eps_up = np.loadtxt(lines[1:], delimiter=",", unpack=True)
+    assert m_GeV[0] == pytest.approx(0.001) and m_GeV[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(eps_up) > 0) and 1e-5 < eps_up[0] < 1e-3  # paper: ~1e-4 at 1 MeV
+    limit = json.loads((analysis / "limit" / "limit.json").read_text())
+    assert limit["blinded"] is True and limit["paper"]["n90"] == pytest.approx(2.4, abs=0.1)
+
+
 def test_nothing_to_do_after_a_complete_run(chain):
     assert _dry(*chain) == {}
 
@@ -129,8 +152,8 @@ def test_changed_tracking_parameters_rerun_tracking_only(chain):
     parameters = repo / "conditions" / "invis2016" / "tracking_parameters" / "v1.yaml"
     original = parameters.read_text()
     parameters.write_text(original.replace("max_dt_xy_ns: 20.0", "max_dt_xy_ns: 22.0"))
-    try:
-        assert _dry(repo, workdir) == DOWNSTREAM_OF_TRACK
+    try:  # the snapshot records the shipped conditions
+        assert _dry(repo, workdir) == DOWNSTREAM_OF_TRACK | {"snapshot": 1}
     finally:
         parameters.write_text(original)
         stamp = (REPO / "conditions" / "invis2016" / "tracking_parameters" / "v1.yaml").stat()
@@ -172,4 +195,4 @@ def test_report_collects_the_plots(chain, tmp_path):
     report = tmp_path / "report.html"
     snakemake(workdir, "--report", str(report), snakefile=repo / "Snakefile")
     text = report.read_text(errors="replace")
-    assert "Calibration" in text and "Validation" in text
+    assert "Calibration" in text and "Validation" in text and "Analysis" in text

@@ -6,7 +6,6 @@ rule calo:
     input:
         digits=f"{RESULTS}/{{dataset}}/digits/{{chunk}}.{EXT}",
         conditions=derived_conditions(CALO_KINDS),
-        shipped=shipped_conditions("geometry", "daq"),
     output:
         f"{RESULTS}/{{dataset}}/calo/{{chunk}}.parquet",
     log:
@@ -15,6 +14,7 @@ rule calo:
         f"{BENCH}/calo/{{dataset}}/{{chunk}}.tsv"
     params:
         code=code_hash(*CORE_CODE, "recon/calo", "recon/commands/calo.py", "recon/commands/stage.py"),
+        shipped=shipped_hash("geometry", "daq"),
         conditions=conditions_args(CALO_KINDS),
         chunk_events=config["calo"]["chunk_events"],
         intime=config["calo"]["intime_window_ns"],
@@ -22,7 +22,7 @@ rule calo:
     threads: 1
     resources:
         mem_mb=config["resources"]["calo"]["mem_mb"],
-        runtime=config["resources"]["calo"]["runtime"],
+        runtime=chunk_runtime("calo"),
     conda:
         "../../envs/recon.yaml"
     shell:

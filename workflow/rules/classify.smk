@@ -19,7 +19,7 @@ rule classify:
     threads: 1
     resources:
         mem_mb=config["resources"]["classify"]["mem_mb"],
-        runtime=config["resources"]["classify"]["runtime"],
+        runtime=chunk_runtime("classify"),
     conda:
         "../../envs/recon.yaml"
     shell:

@@ -70,6 +70,24 @@ def shipped_conditions(*kinds):
     return files
 
 
+@functools.cache
+def shipped_hash(*kinds):
+    """Hash of the shipped condition files of these kinds (every version, every root).
+
+    A `params` entry of the per-chunk rules instead of one input file per condition and job:
+    an edited, added or removed condition file reruns the jobs that read its kind (Snakemake's
+    params trigger), at no cost per job when the DAG is built.
+    """
+    digest = hashlib.sha256()
+    for position, root in enumerate(shipped_roots()):
+        for kind in kinds:
+            for path in sorted(Path(root).glob(f"{config['setup']}/{kind}/*")):
+                if path.suffix in (".yaml", ".json"):
+                    digest.update(f"{position}:{path.relative_to(root).as_posix()}".encode())
+                    digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def code_hash(*paths):
     """Hash of the source files a rule runs, so that an edit reruns that rule and what depends on it."""
     digest = hashlib.sha256()
@@ -99,7 +117,7 @@ def sim_path(dataset, run, suffix):
 
 @functools.cache
 def raw_files(dataset):
-    """Chunk name -> raw file of a dataset (a chunk is one raw file; a simulated run is one file)."""
+    """File name without suffix -> raw file, for every raw file of a dataset (a simulated run: one file)."""
     spec = config["datasets"][dataset]
     if "simulate" in spec:
         return {f"run{run}": sim_path(dataset, run, "na64raw") for run in simulated_runs(dataset)}
@@ -141,8 +159,55 @@ def physics_datasets():
     return [d for d in config["datasets"] if is_physics(d)]
 
 
+FILES_PER_CHUNK = config["decode"].get("files_per_chunk", 1)
+
+
+def raw_run(path):
+    """The run number in a raw file's header (to group files into chunks of one run)."""
+    from recon.io.rawformat import FILE_HEADER_SIZE, FileHeader
+
+    try:
+        with open(path, "rb") as stream:
+            return FileHeader.unpack(stream.read(FILE_HEADER_SIZE), path).run
+    except (OSError, ValueError) as error:
+        raise WorkflowError(f"decode.files_per_chunk: no run number in {path}: {error}") from error
+
+
+def chunk_name(stems):
+    """A chunk is named after its first raw file, `+<n-1>` appended when it holds n > 1 files."""
+    return stems[0] if len(stems) == 1 else f"{stems[0]}+{len(stems) - 1}"
+
+
+@functools.cache
+def chunk_raw_files(dataset):
+    """Chunk name -> its raw files, in name order.
+
+    A chunk is the unit of every per-chunk rule (one job per chunk and rule). It holds up to
+    `decode.files_per_chunk` (default 1) consecutive raw files of one run, as the file headers
+    say, decoded into one digits file; a simulated run is one chunk. Fewer, larger chunks make
+    a smaller DAG and fewer, longer jobs (docs/farm.md).
+    """
+    files = raw_files(dataset)
+    if FILES_PER_CHUNK == 1 or simulated_runs(dataset):
+        return {stem: [path] for stem, path in files.items()}
+    by_run = {}
+    for stem in sorted(files):
+        by_run.setdefault(raw_run(files[stem]), []).append(stem)
+    groups = {}
+    for stems in by_run.values():
+        for start in range(0, len(stems), FILES_PER_CHUNK):
+            group = stems[start : start + FILES_PER_CHUNK]
+            groups[chunk_name(group)] = [files[stem] for stem in group]
+    return groups
+
+
 def chunks(dataset):
-    return sorted(raw_files(dataset))
+    return sorted(chunk_raw_files(dataset))
+
+
+def chunk_runtime(rule):
+    """`resources.<rule>.runtime` (minutes per raw file) times the files of a chunk."""
+    return config["resources"][rule]["runtime"] * FILES_PER_CHUNK
 
 
 def digits_files(dataset):

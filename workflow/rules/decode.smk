@@ -1,10 +1,10 @@
-# Raw NA64RAW1 files -> per-event digits, one job per raw file (chunk).
+# Raw NA64RAW1 files -> per-event digits, one job per chunk (`decode.files_per_chunk` raw
+# files of one run, by default one).
 
 
 rule decode:
     input:
-        raw=lambda w: raw_files(w.dataset)[w.chunk],
-        shipped=shipped_conditions("channel_map", "daq"),
+        raw=lambda w: chunk_raw_files(w.dataset)[w.chunk],
     output:
         digits=f"{RESULTS}/{{dataset}}/digits/{{chunk}}.{EXT}",
         report=f"{RESULTS}/{{dataset}}/decode/{{chunk}}.json",
@@ -14,6 +14,7 @@ rule decode:
         f"{BENCH}/decode/{{dataset}}/{{chunk}}.tsv"
     params:
         code=code_hash(*CORE_CODE, "recon/decode.py", "recon/commands/decode.py"),
+        shipped=shipped_hash("channel_map", "daq"),
         conditions=conditions_args(),
         chunk_events=config["decode"]["chunk_events"],
         policy=config["decode"]["policy"],
@@ -21,7 +22,7 @@ rule decode:
     threads: 1
     resources:
         mem_mb=config["resources"]["decode"]["mem_mb"],
-        runtime=config["resources"]["decode"]["runtime"],
+        runtime=chunk_runtime("decode"),
     conda:
         "../../envs/recon.yaml"
     shell:

@@ -6,7 +6,6 @@ rule track:
     input:
         digits=f"{RESULTS}/{{dataset}}/digits/{{chunk}}.{EXT}",
         conditions=derived_conditions(TRACK_KINDS),
-        shipped=shipped_conditions("geometry", "field", "alignment", "tracking_parameters"),
     output:
         f"{RESULTS}/{{dataset}}/track/{{chunk}}.parquet",
     log:
@@ -15,12 +14,13 @@ rule track:
         f"{BENCH}/track/{{dataset}}/{{chunk}}.tsv"
     params:
         code=code_hash(*CORE_CODE, "recon/tracking", "recon/commands/track.py", "recon/commands/stage.py"),
+        shipped=shipped_hash("geometry", "field", "alignment", "tracking_parameters"),
         conditions=conditions_args(TRACK_KINDS),
         chunk_events=config["track"]["chunk_events"],
     threads: 1
     resources:
         mem_mb=config["resources"]["track"]["mem_mb"],
-        runtime=config["resources"]["track"]["runtime"],
+        runtime=chunk_runtime("track"),
     conda:
         "../../envs/recon.yaml"
     shell:

@@ -29,8 +29,6 @@ rule validate_calo:
     params:
         code=code_hash(*CORE_CODE, "recon/validation", "recon/commands/validate_calo.py"),
         options=lambda w, input: validation_options(input),
-        version=lambda w: config["calibration"]["version"],
-        derived=DERIVED,
         conditions=conditions_args(CALO_KINDS),
     threads: 1
     resources:
@@ -39,8 +37,7 @@ rule validate_calo:
     conda:
         "../../envs/recon.yaml"
     shell:
-        "na64 validate-calo --derived {params.derived} --version {params.version}"
-        " --true-constants {input.constants} {params.options} --output-json {output.json}"
+        "na64 validate-calo --true-constants {input.constants} {params.options} --output-json {output.json}"
         " --plots {output.plots} {params.conditions} > {log} 2>&1"
 
 
