@@ -66,7 +66,7 @@ def fixed_momentum_source(
         fraction_halo=0.0,
     )
 
-    def source(kind, n_beam, rng, *, mass_GeV=None, beam_target_xy_mm=None):
+    def source(kind, n_beam, rng, *, mass_GeV=None, beam_target_xy_mm=None, aprime_counts=None):
         beam = sample_beam(
             n_beam, rng, beam_params, species="electron", momentum_GeV=float(momentum_GeV)
         )
