@@ -158,10 +158,12 @@ def _main(args: argparse.Namespace) -> int:
     summary["pipeline"]["n_obs_source"] = n_obs_source
     summary["blinded"] = bool(report["blinded"])
     summary["provenance"] = make_provenance(
-        stage="limit", config={k: v for k, v in vars(args).items() if k != "func"
-                               and not isinstance(v, Path) and k != "efficiency"},
+        stage="limit",
+        config={"masses_GeV": list(args.masses_GeV), **options,
+                "paper": {"eot": args.paper_eot, "n_obs": args.paper_n_obs},
+                "efficiency_rel_unc": args.efficiency_rel_unc, **base},
         inputs=[(p, file_checksum(p)) for p in [*args.efficiency, args.selection]],
-    )
+    )  # fmt: skip
     write_json(out / "limit.json", summary)
 
     args.plots.mkdir(parents=True, exist_ok=True)
@@ -171,7 +173,7 @@ def _main(args: argparse.Namespace) -> int:
     plot_efficiency(points, args.plots / "efficiency.png")
     plot_yield(masses, _yield_models(masses, options), args.plots / "yield.png")
     for mode in ("paper", "pipeline"):
-        log.info("%s mode: N90 = %.3f, eps_up %s, g-2 band excluded up to %.1f MeV", mode,
-                 summary[mode]["n90"], summary[mode]["eps_up"],
-                 1e3 * summary[mode]["g2_excluded_up_to_GeV"])  # fmt: skip
+        quoted = ", ".join(f"{m}: {eps:.3g}" for m, eps in summary[mode]["eps_up"].items())
+        log.info("%s mode: N90 = %.3f, eps_up (%s), g-2 band excluded up to %.1f MeV", mode,
+                 summary[mode]["n90"], quoted, 1e3 * summary[mode]["g2_excluded_up_to_GeV"])  # fmt: skip
     return 0
