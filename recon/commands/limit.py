@@ -174,6 +174,7 @@ def _main(args: argparse.Namespace) -> int:
     plot_yield(masses, _yield_models(masses, options), args.plots / "yield.png")
     for mode in ("paper", "pipeline"):
         quoted = ", ".join(f"{m}: {eps:.3g}" for m, eps in summary[mode]["eps_up"].items())
-        log.info("%s mode: N90 = %.3f, eps_up (%s), g-2 band excluded up to %.1f MeV", mode,
-                 summary[mode]["n90"], quoted, 1e3 * summary[mode]["g2_excluded_up_to_GeV"])  # fmt: skip
+        reach_MeV = 1e3 * summary[mode]["g2_excluded_up_to_GeV"]
+        log.info("%s mode: N90 = %.3f, eps_up (%s), g-2 band excluded up to %.1f MeV",
+                 mode, summary[mode]["n90"], quoted, reach_MeV)  # fmt: skip
     return 0
