@@ -2,12 +2,16 @@
 
 Records are assembled by numba kernels over flat arrays: sizes and offsets
 from the channel counts, a fill pass per block source, then the CRC of every
-record. The file is written under a temporary name and renamed when closed,
-so a killed job never leaves a file that looks complete.
+record. The CRC comes from the system zlib's ``crc32`` (3-4 GB/s where it uses
+carry-less multiplication) called from the kernel through ctypes, or from the
+slicing-by-8 kernel of :mod:`recon.io.crc32` where no ``libz.so.1`` loads. The
+file is written under a temporary name and renamed when closed, so a killed job
+never leaves a file that looks complete.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
 
@@ -85,11 +89,35 @@ def _write_block(out, out16, block_off, source, btype, hit_start, hit_count, cha
             w += n_samples
 
 
-@nb.njit(cache=True, nogil=True)
-def _write_crcs(out, rec_off, rec_size, tables):
-    for i in range(rec_off.size):
-        end = rec_off[i] + rec_size[i] - 4
-        _put(out, end, _crc32_kernel(out, rec_off[i], end, tables), 4)
+def _libz_crc32():
+    """``crc32(crc, buffer, length)`` of the system zlib through ctypes, or None."""
+    try:
+        function = ctypes.CDLL("libz.so.1").crc32
+    except (OSError, AttributeError):
+        return None
+    function.restype = ctypes.c_ulong
+    function.argtypes = [ctypes.c_ulong, ctypes.c_void_p, ctypes.c_uint]
+    return function
+
+
+_LIBZ_CRC32 = _libz_crc32()
+
+if _LIBZ_CRC32 is not None:
+
+    @nb.njit(nogil=True)  # not cached: it holds the address of a C function of this process
+    def _write_crcs(out, rec_off, rec_size, tables):
+        base = out.ctypes.data
+        for i in range(rec_off.size):
+            end = rec_off[i] + rec_size[i] - 4
+            _put(out, end, _LIBZ_CRC32(0, base + rec_off[i], end - rec_off[i]), 4)
+
+else:
+
+    @nb.njit(cache=True, nogil=True)
+    def _write_crcs(out, rec_off, rec_size, tables):
+        for i in range(rec_off.size):
+            end = rec_off[i] + rec_size[i] - 4
+            _put(out, end, _crc32_kernel(out, rec_off[i], end, tables), 4)
 
 
 def _as_u16(values, what: str) -> np.ndarray:

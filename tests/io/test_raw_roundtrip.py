@@ -106,3 +106,26 @@ def test_file_from_another_writer_decodes_exactly(tmp_path, db):
         assert digits.strips.samples[i].to_list() == [s for _, s in gem]
         assert set(digits.strips.detector[i].to_list()) <= {2}
     assert np.all(digits.trigger_time_ns == 1000 * np.arange(40))
+
+
+def test_writer_without_system_zlib_writes_the_same_bytes(monkeypatch):
+    """The slicing-by-8 fallback and the system zlib give byte-identical records."""
+    import ctypes
+    import importlib
+
+    from recon.io import rawwriter
+
+    batch = random_batch(np.random.default_rng(11), 20)
+    with_libz = rawwriter.encode_events(batch)
+
+    def no_library(name, *args, **kwargs):
+        raise OSError(f"{name}: not here")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    fallback = importlib.reload(rawwriter)
+    try:
+        assert fallback._LIBZ_CRC32 is None
+        assert np.array_equal(fallback.encode_events(batch), with_libz)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(rawwriter)
