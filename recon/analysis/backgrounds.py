@@ -364,7 +364,7 @@ def combine_sidebands(estimates: Sequence[SidebandEstimate], scale: float = 1.0)
     for label, bound in (("upper_68", POISSON_UPPER_68), ("upper_90", POISSON_UPPER_90)):
         per_family = [
             scale * sum(_bound_or_value(e, e.fits[k], bound) for e in usable)
-            for k in range(len(families))
+            for k, _family in enumerate(families)
         ]
         bounds[label] = max(per_family)  # the most conservative function
     zero = all(e.n_selected == 0 for e in usable)
