@@ -313,6 +313,7 @@ def _gauss_newton(s, usable, first, last, centre, shift, period, pulse, m, t_fir
     stride = round(period * inv_step)
     n_points = pulse.shape[1]
     a = 0.0
+    converged = False
     for it in range(n_iterations + 1):
         x = ((first - centre) * period - shift - t_first) * inv_step
         i0 = int(np.floor(x))
@@ -342,7 +343,7 @@ def _gauss_newton(s, usable, first, last, centre, shift, period, pulse, m, t_fir
         if t_t <= 0.0:
             return 0.0, shift, 0.0, n
         a = s_t / t_t
-        if it == n_iterations:
+        if it == n_iterations or converged:
             break
         # with A at its optimum for this shift: d chi2/d shift = 2 A (s_d - A t_d),
         # Gauss-Newton curvature A^2 (d_d - t_d^2 / t_t) (A profiled out)
@@ -352,28 +353,7 @@ def _gauss_newton(s, usable, first, last, centre, shift, period, pulse, m, t_fir
         step = -a * (s_d - a * t_d) / curvature
         step = min(max(step, -max_step), max_step)
         shift += step
-        if abs(step) < tolerance:
-            x = ((first - centre) * period - shift - t_first) * inv_step
-            i0 = int(np.floor(x))
-            f = x - i0
-            s_t = 0.0
-            t_t = 0.0
-            s_s = 0.0
-            n = 0
-            for k in range(first, last + 1):
-                if usable[k]:
-                    i = i0 + (k - first) * stride
-                    t = 0.0
-                    if 0 <= i < n_points - 1:
-                        t = pulse[m, i, 0] + f * (pulse[m, i + 1, 0] - pulse[m, i, 0])
-                    s_t += s[k] * t
-                    t_t += t * t
-                    s_s += s[k] * s[k]
-                    n += 1
-            if t_t <= 0.0:
-                return 0.0, shift, 0.0, n
-            a = s_t / t_t
-            break
+        converged = abs(step) < tolerance  # one more pass: the sums at the final shift
     return a, shift, s_s - a * s_t, n
 
 
