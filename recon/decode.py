@@ -23,6 +23,7 @@ recorded: no pedestal subtraction here.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -227,9 +228,21 @@ def _count_pass(
 
 
 @nb.njit(cache=True, nogil=True)
-def _copy_samples(buf, r, ns, out, row):
-    """Copy ``ns`` little-endian u16 samples from ``buf[r:]`` into ``out[row]``; return the max."""
+def _copy_samples(buf, buf16, r, ns, out, row):
+    """Copy ``ns`` little-endian u16 samples from ``buf[r:]`` into ``out[row]``; return the max.
+
+    ``buf16`` is ``buf`` seen as little-endian u16 words (empty on a big-endian
+    host): samples at an even offset (all of them in a conforming file) are
+    copied word by word, others byte by byte.
+    """
     high = 0
+    if (r & 1) == 0 and buf16.size > 0:
+        w = r >> 1
+        for k in range(ns):
+            v = buf16[w + k]
+            out[row, k] = v
+            high = max(high, v)
+        return high
     for k in range(ns):
         v = np.uint16(buf[r + 2 * k]) | (np.uint16(buf[r + 2 * k + 1]) << 8)
         out[row, k] = v
@@ -240,6 +253,7 @@ def _copy_samples(buf, r, ns, out, row):
 @nb.njit(cache=True, nogil=True)
 def _fill_pass(
     buf,
+    buf16,
     starts,
     status,
     row_start,
@@ -280,12 +294,12 @@ def _fill_pass(
                 if sadc:
                     for f in range(n_fields):
                         sadc_fields[row, f] = sadc_lut[src, ch, f]
-                    high = max(high, _copy_samples(buf, r + 2, ns, sadc_samples, row))
+                    high = max(high, _copy_samples(buf, buf16, r + 2, ns, sadc_samples, row))
                 else:
                     apv_det_out[row] = apv_det[src]
                     apv_plane[row] = apv_lut[src, ch, 0]
                     apv_strip[row] = apv_lut[src, ch, 1]
-                    high = max(high, _copy_samples(buf, r + 2, ns, apv_samples, row))
+                    high = max(high, _copy_samples(buf, buf16, r + 2, ns, apv_samples, row))
                 r += 2 + 2 * ns
             p = q + _u32(buf, p + 4)
         if high > adc_max:
@@ -304,6 +318,13 @@ class _FlatDigits:
     sadc_fields: list[np.ndarray]  # per group, (n, n_fields)
     sadc_samples: list[np.ndarray]  # per group, (n, n_samples)
     apv: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # detector, plane, strip, samples
+
+
+def _words(buffer: np.ndarray) -> np.ndarray:
+    """``buffer`` (uint8) as native u16 words where they are little-endian, else empty."""
+    if sys.byteorder != "little":
+        return np.empty(0, np.uint16)
+    return buffer[: buffer.size & ~1].view(np.uint16)
 
 
 def decode_records(
@@ -336,8 +357,9 @@ def decode_records(
         np.empty((n_apv, tables.apv_samples), np.uint16),
     )
     _fill_pass(
-        scanned.buffer, scanned.starts, status, row_start, tables.sadc_group, tables.sadc_lut,
-        tables.apv_lut, tables.apv_detector, tables.adc_max, sadc_fields, sadc_samples, *apv,
+        scanned.buffer, _words(scanned.buffer), scanned.starts, status, row_start,
+        tables.sadc_group, tables.sadc_lut, tables.apv_lut, tables.apv_detector, tables.adc_max,
+        sadc_fields, sadc_samples, *apv,
     )  # fmt: skip
     good = status == 0
     sadc_fields = [sadc_fields[group_base[g] : group_base[g + 1]] for g in range(n_groups)]

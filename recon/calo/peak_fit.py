@@ -14,10 +14,10 @@ location (the mode), ``sigma`` = its scale.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["PeakFit", "fit_mip_peak", "fit_peak"]
 
@@ -39,8 +39,9 @@ class PeakFit:
 
 def _truncation_factor(k: float) -> float:
     """sigma of a Gaussian truncated to +-k sigma, in units of the untruncated sigma."""
-    inside = 2.0 * stats.norm.cdf(k) - 1.0
-    return float(np.sqrt(1.0 - 2.0 * k * stats.norm.pdf(k) / inside))
+    inside = math.erf(k / math.sqrt(2.0))
+    density = math.exp(-0.5 * k * k) / math.sqrt(2.0 * math.pi)
+    return math.sqrt(1.0 - 2.0 * k * density / inside)
 
 
 def fit_peak(values: np.ndarray, *, low: float = 1.5, high: float = 1.5, n_iterations: int = 20,
@@ -79,6 +80,8 @@ def fit_mip_peak(values: np.ndarray, *, min_entries: int = 20) -> PeakFit:
     values = values[np.isfinite(values)]
     if values.size < min_entries:
         return PeakFit(np.nan, np.nan, np.nan, int(values.size), (np.nan, np.nan))
+    from scipy import stats  # here, not at import: the reconstruction stages never fit MIPs
+
     location, scale = stats.moyal.fit(values)
     # spread of the fitted location in toy studies: about 1.5 scale / sqrt(n)
     error = 1.5 * scale / np.sqrt(values.size)

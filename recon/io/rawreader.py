@@ -21,7 +21,7 @@ from pathlib import Path
 import numba as nb
 import numpy as np
 
-from recon.io.crc32 import CRC_TABLES, _crc32_kernel
+from recon.io.crc32 import CRC32_FUNCTION
 from recon.io.rawformat import (
     FILE_HEADER_SIZE,
     MIN_RECORD_SIZE,
@@ -86,7 +86,7 @@ def _scan(
     sizes,
     bad_off,
     bad_reason,
-    tables,
+    crc_function,
 ):
     """Scan ``buf[:n_bytes]`` (file bytes from ``base``); see module docstring.
 
@@ -144,7 +144,7 @@ def _scan(
             pos = nxt
             continue
         stored = _u32(buf, pos + size - 4)
-        if _crc32_kernel(buf, pos, pos + size - 4, tables) != stored:
+        if crc_function(0, buf.ctypes.data + pos, size - 4) != stored:
             bad_off[n_bad] = base + pos
             bad_reason[n_bad] = 5  # CRC_MISMATCH
             n_bad += 1
@@ -227,7 +227,7 @@ class RawReader:
                     sizes,
                     bad_off,
                     bad_reason,
-                    CRC_TABLES,
+                    CRC32_FUNCTION,
                 )
                 if n_good or n_bad:
                     yield ScannedRecords(

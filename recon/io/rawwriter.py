@@ -2,23 +2,21 @@
 
 Records are assembled by numba kernels over flat arrays: sizes and offsets
 from the channel counts, a fill pass per block source, then the CRC of every
-record. The CRC comes from the system zlib's ``crc32`` (3-4 GB/s where it uses
-carry-less multiplication) called from the kernel through ctypes, or from the
-slicing-by-8 kernel of :mod:`recon.io.crc32` where no ``libz.so.1`` loads. The
+record by :data:`recon.io.crc32.CRC32_FUNCTION` (the system zlib's, else a
+slicing-by-8 kernel), called from the kernel. The
 file is written under a temporary name and renamed when closed, so a killed job
 never leaves a file that looks complete.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 from pathlib import Path
 
 import numba as nb
 import numpy as np
 
-from recon.io.crc32 import CRC_TABLES, _crc32_kernel
+from recon.io.crc32 import CRC32_FUNCTION
 from recon.io.rawformat import (
     BLOCK_HEADER_SIZE,
     CRC_SIZE,
@@ -89,35 +87,12 @@ def _write_block(out, out16, block_off, source, btype, hit_start, hit_count, cha
             w += n_samples
 
 
-def _libz_crc32():
-    """``crc32(crc, buffer, length)`` of the system zlib through ctypes, or None."""
-    try:
-        function = ctypes.CDLL("libz.so.1").crc32
-    except (OSError, AttributeError):
-        return None
-    function.restype = ctypes.c_ulong
-    function.argtypes = [ctypes.c_ulong, ctypes.c_void_p, ctypes.c_uint]
-    return function
-
-
-_LIBZ_CRC32 = _libz_crc32()
-
-if _LIBZ_CRC32 is not None:
-
-    @nb.njit(nogil=True)  # not cached: it holds the address of a C function of this process
-    def _write_crcs(out, rec_off, rec_size, tables):
-        base = out.ctypes.data
-        for i in range(rec_off.size):
-            end = rec_off[i] + rec_size[i] - 4
-            _put(out, end, _LIBZ_CRC32(0, base + rec_off[i], end - rec_off[i]), 4)
-
-else:
-
-    @nb.njit(cache=True, nogil=True)
-    def _write_crcs(out, rec_off, rec_size, tables):
-        for i in range(rec_off.size):
-            end = rec_off[i] + rec_size[i] - 4
-            _put(out, end, _crc32_kernel(out, rec_off[i], end, tables), 4)
+@nb.njit(cache=True, nogil=True)
+def _write_crcs(out, rec_off, rec_size, crc_function):
+    base = out.ctypes.data
+    for i in range(rec_off.size):
+        end = rec_off[i] + rec_size[i] - 4
+        _put(out, end, crc_function(0, base + rec_off[i], end - rec_off[i]), 4)
 
 
 def _as_u16(values, what: str) -> np.ndarray:
@@ -173,7 +148,7 @@ def encode_events(batch: EventBatch) -> np.ndarray:
             samples,
         )
         block_off = block_off + BLOCK_HEADER_SIZE + 4 + count * (2 + 2 * samples.shape[1])
-    _write_crcs(out, rec_off, rec_size, CRC_TABLES)
+    _write_crcs(out, rec_off, rec_size, CRC32_FUNCTION)
     return out
 
 

@@ -103,6 +103,18 @@ def test_garbage_between_records_is_one_rejection(tmp_path, db):
     assert len(digits) == N_EVENTS
 
 
+def test_records_after_odd_garbage_decode_the_same_samples(tmp_path, db):
+    """An odd-length stretch of garbage puts the later records at odd offsets (the samples
+    are then copied byte by byte, not as aligned words): same digits as without it."""
+    records = _records(np.random.default_rng(4))
+    clean, _ = decode_file(_file(tmp_path, records), db)
+    records.insert(BAD, b"\x00garbage" * 30 + b"!")
+    digits, report = decode_file(_file(tmp_path, records), db)
+    assert report.rejected_by_reason == {"bad_magic": 1}
+    assert digits.ecal.samples.to_list() == clean.ecal.samples.to_list()
+    assert digits.strips.samples.to_list() == clean.strips.samples.to_list()
+
+
 def test_fail_policy_stops_at_the_first_corrupt_record(tmp_path, db):
     records = _records(np.random.default_rng(3))
     offset = 64 + sum(len(r) for r in records[:BAD])
