@@ -6,6 +6,11 @@ so that the reconstruction package never imports the simulation::
     na64 simulate --setup invis2016 --run 1 --kind physics --events 10000 --seed 1 \\
         -o run1.na64raw [--truth run1.truth.parquet] [--summary run1.summary.json] \\
         [--true-constants true_constants.json] [--conditions DIR ...] [--mass-mev 16.7]
+
+An ECAL energy scan (calibration kind, electrons aimed at one cell, one segment per energy)::
+
+    na64 simulate --run 905 --kind calibration --events 12000 --seed 1 -o run905.na64raw \
+        --beam-energy-gev 10 20 50 100 --target-cell 3 3
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--summary", type=Path, help="run summary JSON (default: OUTPUT.summary.json)")
     p.add_argument("--true-constants", type=Path,
                    help="true constants JSON (default: beside the truth, one per seed and setup)")
+    p.add_argument("--beam-energy-gev", type=float, nargs="+", metavar="E",
+                   help="calibration runs: beam energies in GeV, one segment each (default: the "
+                        "nominal beam)")
+    p.add_argument("--target-cell", type=int, nargs=2, metavar=("IX", "IY"),
+                   help="calibration runs: aim at this ECAL cell only (default: every cell)")
     p.add_argument("--batch-size", type=int, default=10_000, help="truth rows per write")
     p.add_argument("--params", type=Path, help="digitisation parameter file (default: shipped)")
     add_conditions_options(p)
@@ -46,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run_simulate(args: argparse.Namespace) -> int:
     if args.kind == "signal" and args.mass_mev is None:
         raise SystemExit("na64 simulate: --kind signal needs --mass-mev")
+    if args.kind != "calibration" and (args.beam_energy_gev or args.target_cell):
+        raise SystemExit("na64 simulate: --beam-energy-gev and --target-cell need --kind "
+                         "calibration")
     db = conditions_from_args(args)
     output: Path = args.output
     truth = args.truth or output.with_name(output.name + ".truth.parquet")
@@ -55,7 +68,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         mass_GeV=None if args.mass_mev is None else args.mass_mev * 1e-3,
         batch_size=args.batch_size, conditions_roots=db.roots, condition_pins=db.pins,
         true_constants_path=args.true_constants, summary_path=summary, setup=args.setup,
-        params_path=args.params,
+        params_path=args.params, beam_energies_GeV=args.beam_energy_gev,
+        target_cell=None if args.target_cell is None else tuple(args.target_cell),
     )
     log.info("wrote %s, %s and %s (%.4g electrons on target)", output, truth, summary,
              result["eot"])

@@ -31,7 +31,10 @@ Kinds: ``physics`` (beam mix, all processes, physics trigger), ``signal`` (every
 beam electron emits an A' of mass ``mass_GeV``; physics trigger), ``ecal_scan``
 (100 GeV electrons aimed at ``beam_target_xy_mm`` at the ECAL face; calibration
 trigger), ``hcal_muons`` (mu- beam, optionally aimed the same way; calibration
-trigger), ``random`` (no particle; all events kept).
+trigger), ``random`` (no particle; all events kept). An ``ecal_scan`` at another beam
+momentum (``beam_momentum_GeV``, the ECAL energy scan) scales the spectrometer dipoles
+with it, as the beam line and magnets are set to the beam momentum: the electrons follow
+the nominal trajectory and hit the aimed cell.
 """
 
 from __future__ import annotations
@@ -1201,7 +1204,8 @@ def _stage2_batch(out: _Outcome, rng, ctx: _Context) -> Deposits:
 # ------------------------------------------------------------------------------ driver
 
 
-def _beam_for(kind: str, n: int, rng, ctx: _Context, target: np.ndarray | None) -> BeamParticles:
+def _beam_for(kind: str, n: int, rng, ctx: _Context, target: np.ndarray | None,
+              momentum_GeV: float | None = None) -> BeamParticles:
     bp = ctx.params.beam
     species = {
         "physics": "mix",
@@ -1209,7 +1213,7 @@ def _beam_for(kind: str, n: int, rng, ctx: _Context, target: np.ndarray | None) 
         "ecal_scan": "electron",
         "hcal_muons": "muon",
     }
-    beam = sample_beam(n, rng, bp, species=species[kind])
+    beam = sample_beam(n, rng, bp, species=species[kind], momentum_GeV=momentum_GeV)
     if target is not None:
         tx, ty = aim_slopes(
             beam.p_GeV,
@@ -1225,14 +1229,33 @@ def _beam_for(kind: str, n: int, rng, ctx: _Context, target: np.ndarray | None) 
     return beam
 
 
+# (id of the field data, scale) -> (that field data, kept alive; its scaled copy)
+_SCALED_FIELDS: dict[tuple[int, float], tuple[dict, dict]] = {}
+
+
+def _scaled_field(field_data: dict, scale: float) -> dict:
+    """The field with every dipole's B scaled by ``scale`` (magnets set to a beam momentum of
+    ``scale`` times the nominal one); one object per (field, scale), so that the generator's
+    context cache keeps serving it; ``scale`` 1 returns ``field_data`` itself."""
+    if scale == 1.0:
+        return field_data
+    key = (id(field_data), scale)
+    if key not in _SCALED_FIELDS:
+        dipoles = [{**d, "B_x": float(d.get("B_x", 0.0)) * scale, "B_y": float(d["B_y"]) * scale}
+                   for d in field_data["dipoles"]]
+        _SCALED_FIELDS[key] = (field_data, {**field_data, "dipoles": dipoles})
+    return _SCALED_FIELDS[key][1]
+
+
 @cache
 def _aprime_spectrum(mass: float, E0: float, Z: float, A: float, n: int) -> AprimeSpectrum:
     return AprimeSpectrum(mass, E0, Z=Z, A=A, n_table=n)
 
 
 def _chunk(kind, n, rng, ctx: _Context, signal, target, pileup: bool,
-           aprime_counts: np.ndarray | None) -> tuple[TrueEvents, int]:
-    beam = _beam_for(kind, n, rng, ctx, target)
+           aprime_counts: np.ndarray | None,
+           momentum_GeV: float | None = None) -> tuple[TrueEvents, int]:
+    beam = _beam_for(kind, n, rng, ctx, target, momentum_GeV)
     config = trigger_config(kind, ctx.params.trigger, steered=target is not None)
     threshold = ecal_thresholds(n, config, rng)
     out = _stage1(beam, rng, ctx, signal, unbiased=False, e_cut=threshold)
@@ -1363,6 +1386,7 @@ def generate(
     beam_target_xy_mm: np.ndarray | None = None,
     pileup: bool = True,
     aprime_counts: np.ndarray | None = None,
+    beam_momentum_GeV: float | None = None,
 ) -> tuple[TrueEvents, int]:
     """Simulate ``n_beam`` beam particles; return (triggered events, electrons on target).
 
@@ -1371,6 +1395,9 @@ def generate(
     ``aprime_counts`` (signal runs), an array over the bins of the A' energy histogram, is
     incremented by the energies of every A' generated, triggered or not: the denominator
     of the signal efficiency (:data:`sim.deposits.APRIME_HISTOGRAM_EDGES_GeV`).
+    ``beam_momentum_GeV`` replaces the nominal momentum of the beam (same relative spread)
+    and scales the dipole fields with it (the ECAL energy scan of ``ecal_scan`` runs: the
+    beam keeps its trajectory); None keeps both.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
@@ -1381,6 +1408,8 @@ def generate(
     target = None if beam_target_xy_mm is None else np.asarray(beam_target_xy_mm, dtype=float)
     if target is not None and target.shape != (n_beam, 2):
         raise ValueError("beam_target_xy_mm must have shape (n_beam, 2)")
+    if beam_momentum_GeV is not None:
+        field_data = _scaled_field(field_data, beam_momentum_GeV / params.beam.momentum_GeV)
     ctx = _Context.build(geometry, field_data, params)
     pa = params.processes
     signal = (
@@ -1395,7 +1424,7 @@ def generate(
         stop = min(start + params.chunk_size, n_beam)
         chunk_target = None if target is None else target[start:stop]
         events, n_e = _chunk(kind, stop - start, rng, ctx, signal, chunk_target, pileup,
-                             aprime_counts)
+                             aprime_counts, beam_momentum_GeV)
         parts.append(events)
         n_eot += n_e
     if not parts:

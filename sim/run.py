@@ -1,17 +1,19 @@
 """Run assembly: generate, digitise, number and write a simulated run.
 
-A run of ``n_events`` triggered events is made of segments (one for physics,
-signal, HCAL-calibration and pedestal runs; one per ECAL cell for the ECAL
-calibration scan, with an equal share of the events, 100 GeV electrons
-steered onto the cell centre). A segment is filled block by block: block
-``b`` generates a fixed number of beam particles (``run.beam_per_block`` of
-the parameter file) with a generator seeded by
-``SeedSequence([seed, run, STREAM_EVENTS, segment, b, 0])`` and digitises its
-triggered events in chunks of ``run.digitize_chunk_events`` (chunk ``c`` with
-stream ``[..., b, 1 + c]``, which bounds memory), until the segment has its
-events; the last block's surplus triggers are dropped (their share of the
-electrons on target with them). No random number depends on the write batch
-size, so the output is the same for any ``batch_size``.
+A run of ``n_events`` triggered events is made of segments (one for physics, signal,
+HCAL-calibration and pedestal runs; one per ECAL cell for the ECAL calibration scan,
+with an equal share of the events, 100 GeV electrons steered onto the cell centre).
+A calibration run may instead aim at one ``target_cell`` and scan beam energies
+(``beam_energies_GeV``: one segment per energy and cell, the ECAL energy scan of the
+resolution and linearity); without these options the segments, seeds and outputs are
+those of the cell scan. A segment is filled block by block: block ``b`` generates a
+fixed number of beam particles (``run.beam_per_block`` of the parameter file) with a
+generator seeded by ``SeedSequence([seed, run, STREAM_EVENTS, segment, b, 0])`` and
+digitises its triggered events in chunks of ``run.digitize_chunk_events`` (chunk
+``c`` with stream ``[..., b, 1 + c]``, which bounds memory), until the segment has
+its events; the last block's surplus triggers are dropped (their share of the
+electrons on target with them). No random number depends on the write batch size, so
+the output is the same for any ``batch_size``.
 
 Events are numbered in spills of ``triggers_per_spill`` events (spill and
 event-in-spill from 1); trigger times are sorted uniform times within the
@@ -97,7 +99,8 @@ class EventSource(Protocol):
     def __call__(self, kind: str, n_beam: int, rng: np.random.Generator, *,
                  mass_GeV: float | None = None,
                  beam_target_xy_mm: np.ndarray | None = None,
-                 aprime_counts: np.ndarray | None = None) -> tuple[TrueEvents, int]: ...
+                 aprime_counts: np.ndarray | None = None,
+                 beam_momentum_GeV: float | None = None) -> tuple[TrueEvents, int]: ...
 
 
 def generator_event_source(geometry: Geometry, field_data: dict[str, Any],
@@ -107,11 +110,13 @@ def generator_event_source(geometry: Geometry, field_data: dict[str, Any],
 
     params = generator.load_physics_params(physics_params_path)
 
-    def source(kind, n_beam, rng, *, mass_GeV=None, beam_target_xy_mm=None, aprime_counts=None):
+    def source(kind, n_beam, rng, *, mass_GeV=None, beam_target_xy_mm=None, aprime_counts=None,
+               beam_momentum_GeV=None):
         return generator.generate(kind, n_beam, rng, geometry=geometry, field_data=field_data,
                                   params=params, mass_GeV=mass_GeV,
                                   beam_target_xy_mm=beam_target_xy_mm,
-                                  aprime_counts=aprime_counts)
+                                  aprime_counts=aprime_counts,
+                                  beam_momentum_GeV=beam_momentum_GeV)
 
     return source
 
@@ -126,18 +131,39 @@ class Segment:
     index: int
     n_events: int
     beam_target_xy_mm: tuple[float, float] | None = None
+    beam_energy_GeV: float | None = None   # None: the beam's nominal momentum
 
 
-def run_segments(kind: str, n_events: int, geometry: Geometry) -> list[Segment]:
-    """The segments of a run: one, or one per ECAL cell centre for the calibration scan."""
+def run_segments(kind: str, n_events: int, geometry: Geometry, *,
+                 beam_energies_GeV: Sequence[float] | None = None,
+                 target_cell: tuple[int, int] | None = None) -> list[Segment]:
+    """The segments of a run: one, or for a calibration run one per (cell, beam energy).
+
+    Calibration runs aim at every ECAL cell centre (the cell scan) or at ``target_cell``
+    (ix, iy) only, with the nominal beam momentum or each of ``beam_energies_GeV`` (GeV) in
+    turn (cell-major order); the events are shared equally, the first segments taking one
+    more when ``n_events`` does not divide. Other kinds take neither option.
+    """
     if kind != "calibration":
+        if beam_energies_GeV is not None or target_cell is not None:
+            raise ValueError("beam energies and a target cell apply to calibration runs only")
         return [Segment(0, n_events)]
     ecal = geometry.ecal
-    cells = [(ix, iy) for ix in range(ecal.n_x) for iy in range(ecal.n_y)]
-    share, extra = divmod(n_events, len(cells))
+    if target_cell is None:
+        cells = [(ix, iy) for ix in range(ecal.n_x) for iy in range(ecal.n_y)]
+    elif not (0 <= target_cell[0] < ecal.n_x and 0 <= target_cell[1] < ecal.n_y):
+        raise ValueError(f"target cell {tuple(target_cell)} outside the {ecal.n_x}x{ecal.n_y} ECAL")
+    else:
+        cells = [(int(target_cell[0]), int(target_cell[1]))]
+    if beam_energies_GeV is not None and (len(beam_energies_GeV) == 0
+                                          or min(beam_energies_GeV) <= 0):
+        raise ValueError("beam energies must be a non-empty list of positive values (GeV)")
+    energies = [None] if beam_energies_GeV is None else [float(e) for e in beam_energies_GeV]
+    points = [(cell, energy) for cell in cells for energy in energies]
+    share, extra = divmod(n_events, len(points))
     return [
-        Segment(k, share + (k < extra), (float(ecal.cell_x(ix)), float(ecal.cell_y(iy))))
-        for k, (ix, iy) in enumerate(cells)
+        Segment(k, share + (k < extra), (float(ecal.cell_x(ix)), float(ecal.cell_y(iy))), energy)
+        for k, ((ix, iy), energy) in enumerate(points)
     ]
 
 
@@ -207,9 +233,12 @@ def _pieces(plan: _RunPlan) -> Iterator[_Piece]:
                 target = np.tile(np.asarray(segment.beam_target_xy_mm), (plan.beam_per_block, 1))
             signal = plan.mass_GeV is not None
             aprime = np.zeros(APRIME_HISTOGRAM_EDGES_GeV.size - 1) if signal else None
+            # the beam momentum goes to the source only when a segment sets it (energy scan)
+            momentum = ({} if segment.beam_energy_GeV is None
+                        else {"beam_momentum_GeV": segment.beam_energy_GeV})
             events, eot = plan.source(plan.spec.generator_kind, plan.beam_per_block,
                                       _block_key(plan, segment, block, 0), mass_GeV=plan.mass_GeV,
-                                      beam_target_xy_mm=target, aprime_counts=aprime)
+                                      beam_target_xy_mm=target, aprime_counts=aprime, **momentum)
             n_triggered = len(events)
             take = min(n_triggered, segment.n_events - collected)
             share = take / n_triggered if n_triggered else 1.0
@@ -300,7 +329,9 @@ def simulate_run(kind: str, run: int, n_events: int, seed: int, out_raw: str | P
                  true_constants_path: str | Path | None = None,
                  summary_path: str | Path | None = None, setup: str = "invis2016",
                  params_path: str | Path | None = None,
-                 event_source: EventSource | None = None) -> dict[str, Any]:
+                 event_source: EventSource | None = None,
+                 beam_energies_GeV: Sequence[float] | None = None,
+                 target_cell: tuple[int, int] | None = None) -> dict[str, Any]:
     """Simulate run ``run`` of ``kind`` with exactly ``n_events`` triggered events.
 
     Writes the raw file ``out_raw``, the truth table ``out_truth`` (Parquet,
@@ -308,6 +339,8 @@ def simulate_run(kind: str, run: int, n_events: int, seed: int, out_raw: str | P
     truth, ``true_constants_<setup>_seed<seed>.json``) and, if given, the
     summary JSON; returns the summary. ``event_source`` replaces the event
     generator (tests); ``batch_size`` is the number of truth rows per write.
+    ``beam_energies_GeV`` and ``target_cell`` (calibration runs, :func:`run_segments`)
+    make an ECAL energy scan; the summary and provenance record them when given.
     """
     # Long-lived objects (modules, compiled kernels, conditions) are moved out of the
     # cyclic collector's way while the run allocates: full collections otherwise rescan
@@ -318,14 +351,15 @@ def simulate_run(kind: str, run: int, n_events: int, seed: int, out_raw: str | P
                              batch_size=batch_size, conditions_roots=conditions_roots,
                              condition_pins=condition_pins,
                              true_constants_path=true_constants_path, summary_path=summary_path,
-                             setup=setup, params_path=params_path, event_source=event_source)
+                             setup=setup, params_path=params_path, event_source=event_source,
+                             beam_energies_GeV=beam_energies_GeV, target_cell=target_cell)
     finally:
         gc.unfreeze()
 
 
 def _simulate_run(kind, run, n_events, seed, out_raw, out_truth, *, mass_GeV, batch_size,
                   conditions_roots, condition_pins, true_constants_path, summary_path, setup,
-                  params_path, event_source) -> dict[str, Any]:
+                  params_path, event_source, beam_energies_GeV, target_cell) -> dict[str, Any]:
     if kind not in RUN_KINDS:
         raise ValueError(f"unknown run kind {kind!r}; expected one of {', '.join(RUN_KINDS)}")
     if kind == "signal" and mass_GeV is None:
@@ -347,7 +381,9 @@ def _simulate_run(kind, run, n_events, seed, out_raw, out_truth, *, mass_GeV, ba
     run_params = params["run"]
     plan = _RunPlan(
         kind=kind, spec=spec, run=run, seed=seed, mass_GeV=mass_GeV,
-        segments=tuple(run_segments(kind, n_events, geometry)),
+        segments=tuple(run_segments(kind, n_events, geometry,
+                                    beam_energies_GeV=beam_energies_GeV,
+                                    target_cell=target_cell)),
         beam_per_block=int(run_params["beam_per_block"][spec.generator_kind]),
         chunk_events=int(run_params["digitize_chunk_events"]),
         digitizer=Digitizer.from_conditions(db, setup, run, params),
@@ -364,6 +400,11 @@ def _simulate_run(kind, run, n_events, seed, out_raw, out_truth, *, mass_GeV, ba
     tally = _Tally()
     config = {"kind": kind, "run": run, "n_events": n_events, "seed": seed, "setup": setup,
               "mass_GeV": mass_GeV}
+    # recorded only when set: the cell scan's summary and provenance stay as they were
+    if beam_energies_GeV is not None:
+        config["beam_energies_GeV"] = [float(e) for e in beam_energies_GeV]
+    if target_cell is not None:
+        config["target_cell"] = [int(i) for i in target_cell]
     versions = {
         "code_version": recon.__version__,
         "sim_code_hash": code_hash(str(Path(sim.__file__).parent)),

@@ -9,7 +9,12 @@ electrons) is steered onto the centre of each cell in turn. The derivation:
    cell pulse is in time, unsaturated and without pile-up;
 2. per cell ``c``: ``P_c``, the peak of the main-section amplitude of the cell
    in its own events (Gaussian fit around the mode, :func:`fit_peak`) and
-   ``Q_c``, the median preshower amplitude of the cell in its own events;
+   ``Q_c``, the mean preshower amplitude of the cell in its own events
+   (within ``preshower_clip_sigma`` robust sigmas of the median: double showers
+   out; the share fluctuates by ~60 % event to event with a long upper tail,
+   and the mean is the more efficient estimator: per-cell closure on the
+   simulated 28 800-event scan 2.3 % rms against 3.1 % with the median, the
+   statistical limit of the truth's own-cell preshower energy being 2.0 %);
    after a first pass of step 3, ``P_c`` is replaced by the peak of the cell's
    tower ``A_c + (g_pre_c / g_main_c) B_c`` in main-section counts, which does
    not fluctuate with the event-by-event split between the two sections;
@@ -21,7 +26,7 @@ electrons) is steered onto the centre of each cell in turn. The derivation:
    ``alpha`` and ``beta`` are fitted to all events by linear least squares
    with ``outlier_sigma`` clipping. ``alpha / E_beam`` is then the (peak)
    fraction of a centred shower in its own cell (tower, both sections) and
-   ``beta / E_beam`` the (median) fraction in the preshower of that cell: the
+   ``beta / E_beam`` the (mean) fraction in the preshower of that cell: the
    containment fractions,
    obtained from the data themselves (the model only enters through the small
    leakage ``1 - C_c``; the model's own central-cell fraction is reported as a
@@ -106,6 +111,7 @@ class EcalCalibrationConfig:
     peak_scale: bool = True
     scale_min_containment: float = 0.96
     displacement_correction: bool = True
+    preshower_clip_sigma: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -190,7 +196,8 @@ def _cell_peaks(main, pre, t_main, t_pre, target, good, n_cells, config):
         peaks.append(peak)
         if peak.ok:
             p_main[c] = peak.mu
-            q_pre[c] = np.median(pre[mine, c])
+            own = pre[mine, c]
+            q_pre[c] = own[_robust_mean_mask(own, config.preshower_clip_sigma)].mean()
             t0[1, c] = np.median(t_main[mine, c])
             t0[0, c] = np.nanmedian(t_pre[mine, c]) if np.isfinite(t_pre[mine, c]).any() else 0.0
     return p_main, q_pre, t0, peaks, values

@@ -1,17 +1,17 @@
 """``na64 validate-calo``: derived calorimeter conditions and calo output vs simulation truth.
 
-Reads the derived conditions through the usual conditions options
-(``--conditions DIR ... --pin KIND=VERSION ...``, as every stage command, so
-per-kind versions such as ``calibration.versions: {ecal_calibration: v2}``
-are validated as configured; ``--derived ROOT`` adds a conditions root and
-``--version V`` pins every calorimetry kind that no ``--pin`` names), the
-simulation's true-constants JSON and, per run,
-a calo file of ``na64 calo`` with its truth table of ``na64 simulate``
-(``--scan`` ECAL cell scan, ``--muons`` muon run, ``--signal``/``--physics``
-runs with electron showers). Writes every acceptance figure of the
-calorimetry (docs/calorimetry.md, section "Validation") to ``--output-json``
-and the plots to ``--plots``. Exit status 0 whether or not the goals are met
-(``pass`` fields tell); ``--strict`` returns 1 when one is missed.
+Reads the derived conditions through the usual conditions options (``--conditions
+DIR ... --pin KIND=VERSION ...``, as every stage command, so per-kind versions such
+as ``calibration.versions: {ecal_calibration: v2}`` are validated as configured;
+``--derived ROOT`` adds a conditions root and ``--version V`` pins every calorimetry
+kind that no ``--pin`` names), the simulation's true-constants JSON and, per run, a
+calo file of ``na64 calo`` with its truth table of ``na64 simulate`` (``--scan``
+ECAL cell scan, ``--muons`` muon run, ``--signal``/``--physics`` runs with electron
+showers, ``--energy-scan`` electrons at several beam energies aimed at one cell:
+then the resolution and linearity acceptance). Writes every acceptance figure of the
+calorimetry (docs/calorimetry.md, section "Validation") to ``--output-json`` and the
+plots to ``--plots``. Exit status 0 whether or not the goals are met (``pass``
+fields tell); ``--strict`` returns 1 when one is missed.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _KINDS = ("sadc_pedestals", "pulse_template", "ecal_calibration", "hcal_calibrat
           "counter_calibration")
 _TRUTH_COLUMNS = ["run", "spill", "event", "pdg", "process", "p_true_GeV", "e_aprime_GeV",
                   "e_ecal_true_GeV", "e_hcal_true_GeV", "e_ecal_pileup_true_GeV",
-                  "ecal_true_GeV", "hcal_true_GeV", "t_event_jitter_ns"]
+                  "ecal_true_GeV", "hcal_true_GeV", "t_event_jitter_ns", "segment"]
 _CALO_COLUMNS = ["run", "spill", "event", "e_ecal_GeV", "e_ecal_shower_GeV", "ecal_pileup",
                  "e_hcal_module_GeV", "ecal_max_ix", "ecal_max_iy", "ecal_cells"]
 
@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    **pair)
     p.add_argument("--physics", action="append", default=[], help="physics runs (repeatable)",
                    **pair)
+    p.add_argument("--energy-scan", action="append", default=[],
+                   help="ECAL energy-scan runs (repeatable): resolution and linearity", **pair)
     p.add_argument("--output-json", type=Path, required=True)
     p.add_argument("--plots", type=Path, required=True, help="directory for the PNG plots")
     p.add_argument("--setup", help="detector setup (default: from the scan's provenance)")
@@ -112,6 +114,7 @@ def _main(args: argparse.Namespace) -> int:
     scan = _sample("scan", args.scan)
     showers = [scan, *(_sample(f"signal{i}", p) for i, p in enumerate(args.signal)),
                *(_sample(f"physics{i}", p) for i, p in enumerate(args.physics))]
+    energy_scan = [_sample(f"energy_scan{i}", p) for i, p in enumerate(args.energy_scan)]
     import numpy as np
 
     result = v.validate_calorimetry(
@@ -121,20 +124,25 @@ def _main(args: argparse.Namespace) -> int:
         template_rows={g: templates.rows(g, layout.size(g))
                        for g in GROUPS if g in templates.names},
         timing=timing, scan=scan, muons=_sample("muons", args.muons) if args.muons else None,
-        showers=showers, ecal_shape=layout.ecal)
+        showers=showers, ecal_shape=layout.ecal, energy_scan=energy_scan)
     figures, arrays = result["figures"], result["arrays"]
     figures["inputs"] = {"conditions": [str(r) for r in options.conditions or []],
                          "versions": {kind: db.data(kind, setup, run)[1].version
                                       for kind in _KINDS},
                          "setup": setup,
                          "true_constants": str(args.true_constants),
-                         "runs": {s.name: int(np.asarray(s.calo.run)[0]) for s in showers}}
+                         "runs": {s.name: int(np.asarray(s.calo.run)[0])
+                                  for s in (*showers, *energy_scan)}}
     args.plots.mkdir(parents=True, exist_ok=True)
     v.plot_pedestals(arrays["pedestal_diff"], args.plots / "calo_validation_pedestals.png")
     v.plot_closure(arrays["closure"], args.plots / "calo_validation_closure.png")
     v.plot_linearity_resolution(arrays["linearity"], arrays["resolution"],
                                 arrays["resolution_fit"],
                                 args.plots / "calo_validation_linearity_resolution.png")
+    if "energy_scan" in arrays:
+        scan_response = arrays["energy_scan"]["response"]
+        v.plot_linearity_resolution(scan_response, scan_response, arrays["energy_scan"]["fit"],
+                                    args.plots / "calo_validation_energy_scan.png")
     if "mip" in arrays:
         v.plot_mip_peaks(*arrays["mip"], args.plots / "calo_validation_hcal_mip.png")
     args.output_json.parent.mkdir(parents=True, exist_ok=True)

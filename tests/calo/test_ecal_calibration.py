@@ -54,10 +54,11 @@ def test_preshower_gains(scan):
     fit, true_gain, _ = scan
     ratio = fit.calibration.gain_GeV_per_adc[0] / true_gain[0]
     # the preshower holds ~4 % of the shower and its share fluctuates by ~40 %: the overall
-    # scale is fixed to 1 %, each cell to the precision of a median of 250 such showers
+    # scale is fixed to 1 %, each cell to the precision of a mean of 250 such showers
+    # (~2.5 %, plus the amplitude noise; this scan: 3.3 %, with the median used before 3.8 %)
     assert abs(ratio.mean() - 1) < 0.01
-    assert np.abs(ratio - 1).max() < 0.12
-    assert ratio.std() < 0.05
+    assert np.abs(ratio - 1).max() < 0.10
+    assert ratio.std() < 0.04
 
 
 def test_containment_fractions_match_the_truth(scan):

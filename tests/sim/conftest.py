@@ -62,8 +62,10 @@ def _beam_electrons(dep: Deposits, index: np.ndarray, e_GeV: np.ndarray, xy_mm: 
 def stub_generate(kind: str, n_beam: int, rng: np.random.Generator, *, geometry: Geometry,
                   field_data: dict | None = None, params=None, mass_GeV: float | None = None,
                   beam_target_xy_mm: np.ndarray | None = None,
-                  pileup: bool = True) -> tuple[TrueEvents, int]:
-    """Triggered stub events among ``n_beam`` beam particles, and the electrons on target."""
+                  pileup: bool = True,
+                  beam_momentum_GeV: float | None = None) -> tuple[TrueEvents, int]:
+    """Triggered stub events among ``n_beam`` beam particles, and the electrons on target
+    (``ecal_scan`` electrons at ``beam_momentum_GeV``, default 100 GeV)."""
     n = int(np.count_nonzero(rng.random(n_beam) < STUB_TRIGGER_FRACTION.get(kind, 1.0)))
     intime, pu = Deposits.zeros(n), Deposits.zeros(n)
     every = np.arange(n)
@@ -71,6 +73,7 @@ def stub_generate(kind: str, n_beam: int, rng: np.random.Generator, *, geometry:
     pdg = np.full(n, 11, dtype=np.int32)
     process = np.full(n, Process.EM_SHOWER, dtype=np.int8)
     e_aprime = np.zeros(n)
+    p_true = np.full(n, 100.0)
     if kind == "physics":
         spot = centre + 3.0 * rng.standard_normal((n, 2))
         _beam_electrons(intime, every, rng.uniform(10.0, 80.0, n), spot, rng, geometry)
@@ -81,7 +84,8 @@ def stub_generate(kind: str, n_beam: int, rng: np.random.Generator, *, geometry:
     elif kind == "ecal_scan":
         target = np.asarray(beam_target_xy_mm)[:n]
         spot = target + rng.standard_normal((n, 2))
-        _beam_electrons(intime, every, np.full(n, 100.0), spot, rng, geometry)
+        p_true[:] = 100.0 if beam_momentum_GeV is None else beam_momentum_GeV
+        _beam_electrons(intime, every, p_true, spot, rng, geometry)
     elif kind == "hcal_muons":
         pdg[:] = 13
         process[:] = Process.MUON_PASSING
@@ -101,7 +105,7 @@ def stub_generate(kind: str, n_beam: int, rng: np.random.Generator, *, geometry:
         dt[has] = rng.uniform(-100.0, 100.0, has.size)
         pileup_pdg[has] = 11
         _beam_electrons(pu, has, np.full(has.size, 100.0), centre[has], rng, geometry)
-    events = TrueEvents(pdg=pdg, process=process, p_true_GeV=np.full(n, 100.0),
+    events = TrueEvents(pdg=pdg, process=process, p_true_GeV=p_true,
                         e_aprime_GeV=e_aprime, weight=np.ones(n), intime=intime, pileup=pu,
                         pileup_dt_ns=dt, pileup_pdg=pileup_pdg)
     eot = 0 if kind in ("hcal_muons", "random") else n_beam
@@ -111,9 +115,11 @@ def stub_generate(kind: str, n_beam: int, rng: np.random.Generator, *, geometry:
 def stub_source(geometry: Geometry):
     """The stub bound to a geometry, in the ``sim.run.EventSource`` form."""
 
-    def source(kind, n_beam, rng, *, mass_GeV=None, beam_target_xy_mm=None, aprime_counts=None):
+    def source(kind, n_beam, rng, *, mass_GeV=None, beam_target_xy_mm=None, aprime_counts=None,
+               beam_momentum_GeV=None):
         events, eot = stub_generate(kind, n_beam, rng, geometry=geometry, mass_GeV=mass_GeV,
-                                    beam_target_xy_mm=beam_target_xy_mm)
+                                    beam_target_xy_mm=beam_target_xy_mm,
+                                    beam_momentum_GeV=beam_momentum_GeV)
         if aprime_counts is not None:  # the stub triggers every particle
             aprime_counts += np.histogram(events.e_aprime_GeV, APRIME_HISTOGRAM_EDGES_GeV)[0]
         return events, eot

@@ -52,6 +52,15 @@ def test_signal_needs_mass(tmp_path):
         args.func(args)
 
 
+def test_energy_scan_options_need_a_calibration_run(tmp_path):
+    args = _parser().parse_args([
+        "simulate", "--run", "1", "--kind", "physics", "--events", "5", "--seed", "1",
+        "-o", str(tmp_path / "x.na64raw"), "--beam-energy-gev", "10", "20",
+    ])
+    with pytest.raises(SystemExit, match="--kind calibration"):
+        args.func(args)
+
+
 def test_unknown_kind_is_refused():
     with pytest.raises(SystemExit):
         _parser().parse_args(["simulate", "--run", "1", "--kind", "cosmics", "--events", "5",

@@ -69,6 +69,26 @@ def test_ecal_scan_is_steered_to_the_target(kw):
     assert np.mean(hottest == 5 * 6 + 2) > 0.95
 
 
+def test_ecal_scan_at_another_beam_energy_keeps_the_trajectory(kw):
+    """The energy scan scales the spectrometer with the beam: 10 GeV electrons hit the aimed
+    cell; the nominal momentum given explicitly is the nominal run itself."""
+    target = np.tile([456.5, 0.0], (300, 1))  # centre of cell (3, 3)
+    events, _ = generate("ecal_scan", 300, np.random.default_rng(4), beam_target_xy_mm=target,
+                         pileup=False, beam_momentum_GeV=10.0, **kw)
+    assert len(events) > 270
+    assert np.median(events.p_true_GeV) == pytest.approx(10.0, rel=0.005)
+    e_ecal = events.intime.ecal_GeV.sum(axis=(1, 2, 3))
+    assert np.median(e_ecal / events.p_true_GeV) == pytest.approx(0.975, abs=0.01)
+    hottest = events.intime.ecal_GeV[:, 1].reshape(len(events), -1).argmax(axis=1)
+    shower = events.process != Process.UPSTREAM_BREMS  # else the photon may land elsewhere
+    assert np.mean(hottest[shower] == 3 * 6 + 3) > 0.97
+    nominal = generate("ecal_scan", 300, np.random.default_rng(4), beam_target_xy_mm=target,
+                       pileup=False, **kw)
+    explicit = generate("ecal_scan", 300, np.random.default_rng(4), beam_target_xy_mm=target,
+                        pileup=False, beam_momentum_GeV=100.0, **kw)
+    assert nominal[1] == explicit[1] and _equal(nominal[0], explicit[0])
+
+
 def test_weights_and_rare_process_bias(kw):
     from dataclasses import replace
 

@@ -113,6 +113,35 @@ def test_calibration_scans_every_cell_equally(tmp_path, geometry, small_params_f
     np.testing.assert_allclose(geometry.ecal.cell_y(iy), table.beam_target_y_mm.to_numpy())
 
 
+def test_energy_scan_aims_one_cell_at_each_beam_energy(tmp_path, geometry, small_params_file):
+    segments = run_segments("calibration", 10, geometry, beam_energies_GeV=[10, 50, 100],
+                            target_cell=(3, 2))
+    assert [s.beam_energy_GeV for s in segments] == [10.0, 50.0, 100.0]
+    assert [s.n_events for s in segments] == [4, 3, 3]
+    centre = (float(geometry.ecal.cell_x(3)), float(geometry.ecal.cell_y(2)))
+    assert all(s.beam_target_xy_mm == centre for s in segments)
+    # without the options: the cell scan, nominal energy
+    assert all(s.beam_energy_GeV is None for s in run_segments("calibration", 72, geometry))
+    with pytest.raises(ValueError, match="calibration runs only"):
+        run_segments("physics", 10, geometry, beam_energies_GeV=[10])
+    with pytest.raises(ValueError, match="outside"):
+        run_segments("calibration", 10, geometry, target_cell=(6, 0))
+    raw, truth = tmp_path / "s.na64raw", tmp_path / "s.parquet"
+    summary = simulate_run("calibration", RUN, 30, 1, raw, truth, conditions_roots=[CONDITIONS],
+                           params_path=small_params_file, event_source=stub_source(geometry),
+                           beam_energies_GeV=[20.0, 100.0], target_cell=(3, 2))
+    table = read_events(truth)
+    segment, p_true = table.segment.to_numpy(), table.p_true_GeV.to_numpy()
+    np.testing.assert_array_equal(np.bincount(segment), [15, 15])
+    np.testing.assert_array_equal(p_true, np.where(segment == 0, 20.0, 100.0))
+    hottest = table.ecal_true_GeV.to_numpy()[:, 1].reshape(len(table), -1).argmax(axis=1)
+    assert np.all(hottest == 3 * 6 + 2)
+    assert summary["beam_energies_GeV"] == [20.0, 100.0] and summary["target_cell"] == [3, 2]
+    _, _, cell_scan = _simulate(tmp_path, geometry, small_params_file, "calibration", 36,
+                                tag="c")
+    assert "beam_energies_GeV" not in cell_scan and "target_cell" not in cell_scan
+
+
 def test_blocks_without_triggers_are_skipped(tmp_path, geometry, small_params_file):
     stub = stub_source(geometry)
     calls = []

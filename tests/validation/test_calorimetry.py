@@ -113,7 +113,8 @@ def test_mip_peak_figures():
     assert figures["pass"]
 
 
-def test_scan_statistical_error_of_the_preshower_median():
+def test_scan_statistical_error_of_the_preshower_mean():
+    """The expected per-cell error is the spread of a cell's mean share over repeated scans."""
     from recon.validation.calorimetry import scan_statistical_error
 
     rng = np.random.default_rng(5)
@@ -124,8 +125,12 @@ def test_scan_statistical_error_of_the_preshower_median():
     e_true[np.arange(target.size), n_section + target] = 80.0
     e_true[np.arange(target.size), target] = share * 100.0
     expected = scan_statistical_error(e_true, n_section)
-    # 1.2533 * 0.5 / sqrt(400) ~ 3.1 % (share of the total, not of 100 GeV: a little more)
-    assert np.all((expected > 0.025) & (expected < 0.04))
+    # 0.5 / sqrt(400) = 2.5 % (share of the total, not of 100 GeV: a little less)
+    assert np.all((expected > 0.02) & (expected < 0.03))
+    # toy scans of one cell: the relative spread of the mean share
+    toys = rng.normal(0.03, 0.015, (2000, n_per)).clip(0.001)
+    means = (toys * 100 / (toys * 100 + 80)).mean(axis=1)
+    assert np.median(expected) == pytest.approx(means.std() / means.mean(), rel=0.1)
 
 
 def test_validate_calo_honours_per_kind_versions():
@@ -182,3 +187,69 @@ def test_per_channel_template_rows_in_the_amplitude_factor():
     np.testing.assert_allclose(own, 1.0, atol=0.003)
     assert own_rms.max() < 0.003
     assert abs(group[0] - group[2]) > 0.005  # one template: a channel-dependent factor
+
+
+def _energy_scan_sample(rng, energies, n, width_factor=None, run=905):
+    """Electrons of a simulated energy scan (one segment per energy) with a known response:
+    truth-level width 10 %/sqrt(E) (+) 1 %, reconstruction term 0.5 %, scale +0.3 %."""
+    import awkward as ak
+
+    from recon.validation.calorimetry import EventSample
+
+    segment = np.repeat(np.arange(len(energies)), n)
+    beam = np.repeat(np.asarray(energies, float), n)
+    p_true = beam * (1 + 0.01 * rng.standard_normal(beam.size))
+    sigma = np.hypot(0.10 / np.sqrt(beam), 0.01)
+    if width_factor is not None:
+        sigma = sigma * np.repeat(np.asarray(width_factor), n)
+    e_true = 0.975 * p_true * (1 + sigma * rng.standard_normal(beam.size))
+    e_reco = e_true * (1.003 + 0.005 * rng.standard_normal(beam.size))
+    process = np.where(rng.random(beam.size) < 0.07, 3, 0)  # upstream brems: left out
+    e_reco[process == 3] *= 0.8
+    m = beam.size
+    truth = ak.zip({"run": np.full(m, run), "segment": segment, "pdg": np.full(m, 11),
+                    "process": process, "p_true_GeV": p_true, "e_aprime_GeV": np.zeros(m),
+                    "e_ecal_true_GeV": e_true, "e_hcal_true_GeV": np.zeros(m),
+                    "e_ecal_pileup_true_GeV": np.zeros(m)})
+    calo = ak.zip({"e_ecal_GeV": e_reco + 0.2 * rng.standard_normal(m),
+                   "e_ecal_shower_GeV": e_reco, "ecal_pileup": np.zeros(m, bool),
+                   "ecal_max_ix": np.full(m, 3), "ecal_max_iy": np.full(m, 3)})
+    return EventSample("energy_scan", calo, truth)
+
+
+def test_energy_scan_resolution_and_linearity_per_beam_energy():
+    from recon.validation.calorimetry import energy_scan_figures
+
+    rng = np.random.default_rng(11)
+    energies = [10.0, 20.0, 50.0, 100.0]
+    figures, arrays = energy_scan_figures([_energy_scan_sample(rng, energies, 3000)])
+    assert figures["n_points"] == 4 and figures["estimator"] == "e_ecal_shower_GeV"
+    np.testing.assert_allclose(figures["e_incident_GeV"], energies, rtol=0.002)
+    # ~2 800 clean electrons per point: 1.8 % statistical error on each width
+    error = np.array(figures["sigma_over_E_error"]) / np.array(figures["sigma_over_E"])
+    np.testing.assert_allclose(error, 0.9616 / np.sqrt(np.array(figures["n"])), rtol=1e-6)
+    assert np.all(error < 0.02)
+    # measured = truth level (+) 0.5 % reconstruction term
+    expected = np.hypot(np.hypot(0.10 / np.sqrt(energies), 0.01), 0.005)
+    np.testing.assert_allclose(figures["sigma_over_E"], expected, rtol=0.06)
+    np.testing.assert_allclose(figures["reco_term"], 0.005, rtol=0.06)
+    np.testing.assert_allclose(figures["reco_over_true"], 1.003, atol=0.0005)
+    assert figures["linearity_max_abs_deviation"] == pytest.approx(0.003, abs=0.0005)
+    assert figures["true_fit"]["stochastic"] == pytest.approx(0.10, abs=0.005)
+    assert figures["true_fit"]["constant"] == pytest.approx(0.01, abs=0.001)
+    assert figures["fit"]["constant"] == pytest.approx(np.hypot(0.01, 0.005), abs=0.001)
+    assert figures["resolution_pass"] and figures["linearity_pass"] and figures["pass"]
+    # the all-cell sum's extra noise (0.2 GeV) shows at 10 GeV
+    noisy = np.hypot(figures["sigma_over_E"][0], 0.2 / 9.75)
+    assert figures["all_cells"]["sigma_over_E"][0] == pytest.approx(noisy, rel=0.1)
+    assert arrays["response"]["n"].tolist() == figures["n"]
+
+
+def test_energy_scan_flags_a_point_beyond_the_tolerance():
+    from recon.validation.calorimetry import energy_scan_figures
+
+    rng = np.random.default_rng(12)
+    figures, _ = energy_scan_figures([_energy_scan_sample(rng, [10.0, 100.0], 3000,
+                                                          width_factor=[1.3, 1.0])])
+    assert figures["relative_excess"][0] == pytest.approx(0.31, abs=0.05)  # 1.3 (+) 0.5 %
+    assert not figures["resolution_pass"] and figures["linearity_pass"] and not figures["pass"]

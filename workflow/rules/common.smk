@@ -111,6 +111,17 @@ def simulated_runs(dataset):
     return list(config["datasets"][dataset].get("simulate", {}).get("runs", []))
 
 
+def simulate_options(dataset):
+    """`--beam-energy-gev E ... --target-cell IX IY` of an ECAL energy-scan dataset ("" otherwise)."""
+    spec = config["datasets"][dataset]["simulate"]
+    options = []
+    if "beam_energies_GeV" in spec:
+        options.append("--beam-energy-gev " + " ".join(str(e) for e in spec["beam_energies_GeV"]))
+    if "target_cell" in spec:
+        options.append("--target-cell " + " ".join(str(i) for i in spec["target_cell"]))
+    return " ".join(options)
+
+
 def sim_path(dataset, run, suffix):
     return f"{SIM}/{dataset}/run{run}.{suffix}"
 

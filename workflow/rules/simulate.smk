@@ -25,6 +25,7 @@ rule simulate:
             if "mass_mev" in config["datasets"][w.dataset]["simulate"]
             else ""
         ),
+        scan=lambda w: simulate_options(w.dataset),
         seed=lambda w: config["simulation"]["seed"],
         setup=config["setup"],
         conditions=conditions_args(),
@@ -35,7 +36,7 @@ rule simulate:
     conda:
         "../../envs/recon.yaml"
     shell:
-        "na64 simulate --setup {params.setup} --run {wildcards.run} --kind {params.kind} {params.mass}"
+        "na64 simulate --setup {params.setup} --run {wildcards.run} --kind {params.kind} {params.mass} {params.scan}"
         " --events {params.events} --seed {params.seed} -o {output.raw} --truth {output.truth}"
         " --summary {output.summary} --true-constants {output.constants} {params.conditions}"
         " > {log} 2>&1"

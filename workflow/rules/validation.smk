@@ -1,5 +1,6 @@
 # Validation against simulation truth (simulated campaigns only): the derived calorimeter
-# conditions and the calo output (`na64 validate-calo`), the tracks (`na64 validate-track`), and
+# conditions and the calo output (`na64 validate-calo`; with `calibration.energy_scan`, the ECAL
+# resolution and linearity from that energy scan), the tracks (`na64 validate-track`), and
 # the SRD electron tag and the event classification (`na64 validate-events`).
 # Each writes a JSON of figures with pass flags and its plots under results/<tag>/validation/.
 
@@ -12,6 +13,8 @@ rule validate_calo:
         muons=lambda w: pairs("calo", CAL["muons"]),
         signal=lambda w: [f for d in SIMULATED_PHYSICS if is_signal(d) for f in pairs("calo", d)],
         physics=lambda w: [f for d in SIMULATED_PHYSICS if not is_signal(d) for f in pairs("calo", d)],
+        # [calo, truth] of every run of the ECAL energy-scan dataset ([] without one)
+        energy_scan=lambda w: pairs("calo", CAL["energy_scan"]) if CAL.get("energy_scan") else [],
         constants=lambda w: sim_path(CAL["ecal_scan"], simulated_runs(CAL["ecal_scan"])[0], "true_constants.json"),
     output:
         json=f"{VALIDATION}/calorimetry.json",
@@ -29,6 +32,9 @@ rule validate_calo:
     params:
         code=code_hash(*CORE_CODE, "recon/validation", "recon/commands/validate_calo.py"),
         options=lambda w, input: validation_options(input),
+        energy_scan=lambda w, input: " ".join(
+            f"--energy-scan {calo} {truth}" for calo, truth in zip(input.energy_scan[::2], input.energy_scan[1::2])
+        ),
         conditions=conditions_args(CALO_KINDS),
     threads: 1
     resources:
@@ -37,7 +43,8 @@ rule validate_calo:
     conda:
         "../../envs/recon.yaml"
     shell:
-        "na64 validate-calo --true-constants {input.constants} {params.options} --output-json {output.json}"
+        "na64 validate-calo --true-constants {input.constants} {params.options} {params.energy_scan}"
+        " --output-json {output.json}"
         " --plots {output.plots} {params.conditions} > {log} 2>&1"
 
 
