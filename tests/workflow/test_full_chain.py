@@ -27,10 +27,10 @@ PHYSICS = ("physics", "signal_m16")  # datasets reconstructed beyond decoding
 N_CHUNKS = 3  # physics runs 1001, 1002 and signal run 2001
 VALIDATION = {"validate_calo": 1, "validate_track": 1, "validate_events": 1, "all": 1}
 ANALYSIS = {"select": 1, "signal_efficiency": 1, "limit": 1}
-# calo also runs on the ECAL scan and the muon run, for the validation; the snapshot
-# records the derived conditions
+# calo also runs on the ECAL cell scan, the muon run and the ECAL energy scan, for the
+# validation; the snapshot records the derived conditions
 DOWNSTREAM_OF_CALO = (
-    {"calo": N_CHUNKS + 2, "classify": N_CHUNKS, "merge_simulated": 2, "snapshot": 1}
+    {"calo": N_CHUNKS + 3, "classify": N_CHUNKS, "merge_simulated": 2, "snapshot": 1}
     | VALIDATION
     | ANALYSIS
 )
