@@ -11,6 +11,12 @@ An ECAL energy scan (calibration kind, electrons aimed at one cell, one segment 
 
     na64 simulate --run 905 --kind calibration --events 12000 --seed 1 -o run905.na64raw \
         --beam-energy-gev 10 20 50 100 --target-cell 3 3
+
+A muon cell scan (mu- aimed at every ECAL cell centre in turn, the preshower MIP
+intercalibration)::
+
+    na64 simulate --run 904 --kind hcal_calibration --events 90000 --seed 1 \
+        -o run904.na64raw --scan-cells
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "nominal beam)")
     p.add_argument("--target-cell", type=int, nargs=2, metavar=("IX", "IY"),
                    help="calibration runs: aim at this ECAL cell only (default: every cell)")
+    p.add_argument("--scan-cells", action="store_true",
+                   help="muon runs (hcal_calibration): aim at every ECAL cell centre in turn")
     p.add_argument("--batch-size", type=int, default=10_000, help="truth rows per write")
     p.add_argument("--params", type=Path, help="digitisation parameter file (default: shipped)")
     add_conditions_options(p)
@@ -59,6 +67,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.kind != "calibration" and (args.beam_energy_gev or args.target_cell):
         raise SystemExit("na64 simulate: --beam-energy-gev and --target-cell need --kind "
                          "calibration")
+    if args.scan_cells and args.kind != "hcal_calibration":
+        raise SystemExit("na64 simulate: --scan-cells needs --kind hcal_calibration")
     db = conditions_from_args(args)
     output: Path = args.output
     truth = args.truth or output.with_name(output.name + ".truth.parquet")
@@ -70,6 +80,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         true_constants_path=args.true_constants, summary_path=summary, setup=args.setup,
         params_path=args.params, beam_energies_GeV=args.beam_energy_gev,
         target_cell=None if args.target_cell is None else tuple(args.target_cell),
+        scan_cells=args.scan_cells,
     )
     log.info("wrote %s, %s and %s (%.4g electrons on target)", output, truth, summary,
              result["eot"])

@@ -6,11 +6,14 @@ with an equal share of the events, 100 GeV electrons steered onto the cell centr
 A calibration run may instead aim at one ``target_cell`` and scan beam energies
 (``beam_energies_GeV``: one segment per energy and cell, the ECAL energy scan of the
 resolution and linearity); without these options the segments, seeds and outputs are
-those of the cell scan. A segment is filled block by block: block ``b`` generates a
-fixed number of beam particles (``run.beam_per_block`` of the parameter file) with a
-generator seeded by ``SeedSequence([seed, run, STREAM_EVENTS, segment, b, 0])`` and
-digitises its triggered events in chunks of ``run.digitize_chunk_events`` (chunk
-``c`` with stream ``[..., b, 1 + c]``, which bounds memory), until the segment has
+those of the cell scan. A muon run (``hcal_calibration``) with ``scan_cells`` aims the
+muons at every ECAL cell centre in turn, one segment per cell (the MIP intercalibration
+of the preshower cells); without it, one segment of the undeflected beam as before.
+A segment is filled block by block: block ``b`` generates a fixed number of beam
+particles (``run.beam_per_block`` of the parameter file) with a generator seeded by
+``SeedSequence([seed, run, STREAM_EVENTS, segment, b, 0])`` and digitises its triggered
+events in chunks of ``run.digitize_chunk_events`` (chunk ``c`` with stream
+``[..., b, 1 + c]``, which bounds memory), until the segment has
 its events; the last block's surplus triggers are dropped (their share of the
 electrons on target with them). No random number depends on the write batch size, so
 the output is the same for any ``batch_size``.
@@ -136,18 +139,24 @@ class Segment:
 
 def run_segments(kind: str, n_events: int, geometry: Geometry, *,
                  beam_energies_GeV: Sequence[float] | None = None,
-                 target_cell: tuple[int, int] | None = None) -> list[Segment]:
-    """The segments of a run: one, or for a calibration run one per (cell, beam energy).
+                 target_cell: tuple[int, int] | None = None,
+                 scan_cells: bool = False) -> list[Segment]:
+    """The segments of a run: one, or one per (cell, beam energy) of a scan.
 
     Calibration runs aim at every ECAL cell centre (the cell scan) or at ``target_cell``
     (ix, iy) only, with the nominal beam momentum or each of ``beam_energies_GeV`` (GeV) in
-    turn (cell-major order); the events are shared equally, the first segments taking one
-    more when ``n_events`` does not divide. Other kinds take neither option.
+    turn (cell-major order); muon runs (``hcal_calibration``) with ``scan_cells`` aim at
+    every ECAL cell centre in turn (the muon cell scan). The events are shared equally, the
+    first segments taking one more when ``n_events`` does not divide. Other kinds take none
+    of these options.
     """
+    if scan_cells and kind != "hcal_calibration":
+        raise ValueError("scan_cells applies to muon (hcal_calibration) runs only")
     if kind != "calibration":
         if beam_energies_GeV is not None or target_cell is not None:
             raise ValueError("beam energies and a target cell apply to calibration runs only")
-        return [Segment(0, n_events)]
+        if not scan_cells:
+            return [Segment(0, n_events)]
     ecal = geometry.ecal
     if target_cell is None:
         cells = [(ix, iy) for ix in range(ecal.n_x) for iy in range(ecal.n_y)]
@@ -331,7 +340,8 @@ def simulate_run(kind: str, run: int, n_events: int, seed: int, out_raw: str | P
                  params_path: str | Path | None = None,
                  event_source: EventSource | None = None,
                  beam_energies_GeV: Sequence[float] | None = None,
-                 target_cell: tuple[int, int] | None = None) -> dict[str, Any]:
+                 target_cell: tuple[int, int] | None = None,
+                 scan_cells: bool = False) -> dict[str, Any]:
     """Simulate run ``run`` of ``kind`` with exactly ``n_events`` triggered events.
 
     Writes the raw file ``out_raw``, the truth table ``out_truth`` (Parquet,
@@ -340,7 +350,8 @@ def simulate_run(kind: str, run: int, n_events: int, seed: int, out_raw: str | P
     summary JSON; returns the summary. ``event_source`` replaces the event
     generator (tests); ``batch_size`` is the number of truth rows per write.
     ``beam_energies_GeV`` and ``target_cell`` (calibration runs, :func:`run_segments`)
-    make an ECAL energy scan; the summary and provenance record them when given.
+    make an ECAL energy scan; ``scan_cells`` (muon runs) aims the muons at every ECAL cell
+    centre in turn; the summary and provenance record them when given.
     """
     # Long-lived objects (modules, compiled kernels, conditions) are moved out of the
     # cyclic collector's way while the run allocates: full collections otherwise rescan
@@ -352,14 +363,16 @@ def simulate_run(kind: str, run: int, n_events: int, seed: int, out_raw: str | P
                              condition_pins=condition_pins,
                              true_constants_path=true_constants_path, summary_path=summary_path,
                              setup=setup, params_path=params_path, event_source=event_source,
-                             beam_energies_GeV=beam_energies_GeV, target_cell=target_cell)
+                             beam_energies_GeV=beam_energies_GeV, target_cell=target_cell,
+                             scan_cells=scan_cells)
     finally:
         gc.unfreeze()
 
 
 def _simulate_run(kind, run, n_events, seed, out_raw, out_truth, *, mass_GeV, batch_size,
                   conditions_roots, condition_pins, true_constants_path, summary_path, setup,
-                  params_path, event_source, beam_energies_GeV, target_cell) -> dict[str, Any]:
+                  params_path, event_source, beam_energies_GeV, target_cell,
+                  scan_cells) -> dict[str, Any]:
     if kind not in RUN_KINDS:
         raise ValueError(f"unknown run kind {kind!r}; expected one of {', '.join(RUN_KINDS)}")
     if kind == "signal" and mass_GeV is None:
@@ -383,7 +396,7 @@ def _simulate_run(kind, run, n_events, seed, out_raw, out_truth, *, mass_GeV, ba
         kind=kind, spec=spec, run=run, seed=seed, mass_GeV=mass_GeV,
         segments=tuple(run_segments(kind, n_events, geometry,
                                     beam_energies_GeV=beam_energies_GeV,
-                                    target_cell=target_cell)),
+                                    target_cell=target_cell, scan_cells=scan_cells)),
         beam_per_block=int(run_params["beam_per_block"][spec.generator_kind]),
         chunk_events=int(run_params["digitize_chunk_events"]),
         digitizer=Digitizer.from_conditions(db, setup, run, params),
@@ -405,6 +418,8 @@ def _simulate_run(kind, run, n_events, seed, out_raw, out_truth, *, mass_GeV, ba
         config["beam_energies_GeV"] = [float(e) for e in beam_energies_GeV]
     if target_cell is not None:
         config["target_cell"] = [int(i) for i in target_cell]
+    if scan_cells:
+        config["scan_cells"] = True
     versions = {
         "code_version": recon.__version__,
         "sim_code_hash": code_hash(str(Path(sim.__file__).parent)),

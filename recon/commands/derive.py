@@ -5,6 +5,8 @@ the given run range), a plot of its fits and a JSON summary under ``--plots``.
 Order of dependence: sadc-pedestals -> pulse-templates -> ecal-calibration,
 hcal-calibration, counter-calibration (each later kind reads the earlier ones
 through the conditions, so pass the same ``--root`` as a conditions root).
+``ecal-calibration --muon-scan MUONS...`` (digits of muons aimed at every ECAL
+cell in turn) intercalibrates the preshower cells with their MIP responses.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from recon.calo import derivations
 from recon.calo.condition_files import ConditionHeader
 from recon.commands.common import add_conditions_options, conditions_from_args
 from recon.commands.stage import input_identity
-from recon.io.tables import read_events
+from recon.io.tables import iter_events, read_events
 
 __all__ = ["register"]
 
@@ -104,6 +106,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--muons", type=Path, nargs="+", help="digits of a muon run (counter-calibration)"
     )
+    p.add_argument(
+        "--muon-scan", type=Path, nargs="+",
+        help="digits of a muon cell scan (ecal-calibration: MIP intercalibration of the "
+             "preshower cells)",
+    )
     p.add_argument("--version", required=True, help="version of the condition written")
     p.add_argument("--valid-runs", type=int, nargs=2, required=True, metavar=("FIRST", "LAST"))
     p.add_argument("--root", type=Path, required=True, help="conditions root to write into")
@@ -138,6 +145,9 @@ def _on_axis(digits: ak.Array, geometry) -> np.ndarray:
 # strips, the largest part of a calibration run's digits (peak memory of the large cell scan)
 _SADC_COLUMNS = ["run", "spill", "event", "ecal", "hcal", "counters"]
 COLUMNS = {kind: (None if kind == "strip-pedestals" else _SADC_COLUMNS) for kind in KINDS}
+# the muon cell scan of ecal-calibration: the ECAL only (its SADC samples: ~4.6 kB per event),
+# streamed chunk by chunk
+_MUON_SCAN_COLUMNS = ["run", "spill", "event", "ecal"]
 
 
 def _read(paths: list[Path], columns: list[str] | None = None) -> ak.Array:
@@ -146,6 +156,8 @@ def _read(paths: list[Path], columns: list[str] | None = None) -> ak.Array:
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.muon_scan and args.kind != "ecal-calibration":
+        raise SystemExit("na64 derive: --muon-scan applies to ecal-calibration only")
     setup, run = input_identity(args.digits[0], args.setup)
     args.root.mkdir(parents=True, exist_ok=True)
     if args.root not in (args.conditions or []):
@@ -167,6 +179,13 @@ def _main(args: argparse.Namespace) -> int:
             electrons, _read(args.muons, COLUMNS[args.kind]), db, run, header, args.root,
             args.plots,
         )
+    elif args.muon_scan:
+        log.info("preshower MIP intercalibration from the muon scan %s",
+                 ", ".join(p.name for p in args.muon_scan))
+        muons = (chunk for path in args.muon_scan
+                 for chunk in iter_events(path, columns=_MUON_SCAN_COLUMNS))
+        paths = KINDS[args.kind](digits, db, run, header, args.root, args.plots,
+                                 muon_digits=muons)
     else:
         paths = KINDS[args.kind](digits, db, run, header, args.root, args.plots)
     log.info("wrote %s", ", ".join(str(p) for p in paths))

@@ -10,6 +10,7 @@ import pytest
 
 import sim.run
 from recon.io.rawformat import FileHeader, RunType
+from recon.io.tables import read_events
 from sim.cli import register
 from tests.conftest import CONDITIONS
 from tests.sim.conftest import stub_source
@@ -58,6 +59,31 @@ def test_energy_scan_options_need_a_calibration_run(tmp_path):
         "-o", str(tmp_path / "x.na64raw"), "--beam-energy-gev", "10", "20",
     ])
     with pytest.raises(SystemExit, match="--kind calibration"):
+        args.func(args)
+
+
+def test_scan_cells_option_makes_a_muon_cell_scan(tmp_path, monkeypatch, small_params_file):
+    monkeypatch.setattr(sim.run, "generator_event_source",
+                        lambda geometry, field_data: stub_source(geometry))
+    raw = tmp_path / "run904.na64raw"
+    args = _parser().parse_args([
+        "simulate", "--run", "904", "--kind", "hcal_calibration", "--events", "72",
+        "--seed", "5", "-o", str(raw), "--conditions", str(CONDITIONS),
+        "--params", str(small_params_file), "--scan-cells",
+    ])
+    assert args.func(args) == 0
+    summary = json.loads((tmp_path / "run904.na64raw.summary.json").read_text())
+    assert summary["scan_cells"] is True and summary["n_triggered"] == 72
+    truth = read_events(tmp_path / "run904.na64raw.truth.parquet")
+    assert sorted(set(truth.segment.to_numpy().tolist())) == list(range(36))
+
+
+def test_scan_cells_needs_a_muon_run(tmp_path):
+    args = _parser().parse_args([
+        "simulate", "--run", "1", "--kind", "calibration", "--events", "5", "--seed", "1",
+        "-o", str(tmp_path / "x.na64raw"), "--scan-cells",
+    ])
+    with pytest.raises(SystemExit, match="hcal_calibration"):
         args.func(args)
 
 

@@ -142,6 +142,38 @@ def test_energy_scan_aims_one_cell_at_each_beam_energy(tmp_path, geometry, small
     assert "beam_energies_GeV" not in cell_scan and "target_cell" not in cell_scan
 
 
+def test_muon_scan_aims_at_every_cell(tmp_path, db, geometry, generator_params_file):
+    """``scan_cells``: mu- aimed at every ECAL cell centre in turn, one segment per cell; the
+    muon crosses the aimed cell (its largest main-section deposit)."""
+    pytest.importorskip("sim.generator")
+    segments = run_segments("hcal_calibration", 75, geometry, scan_cells=True)
+    assert len(segments) == 36 and sum(s.n_events for s in segments) == 75
+    centres = {(float(geometry.ecal.cell_x(ix)), float(geometry.ecal.cell_y(iy)))
+               for ix in range(6) for iy in range(6)}
+    assert {s.beam_target_xy_mm for s in segments} == centres
+    # without the option: one segment of the undeflected beam, as before
+    assert run_segments("hcal_calibration", 75, geometry) == [run_segments("physics", 75,
+                                                                           geometry)[0]]
+    with pytest.raises(ValueError, match="muon"):
+        run_segments("calibration", 75, geometry, scan_cells=True)
+    raw, truth = tmp_path / "m.na64raw", tmp_path / "m.parquet"
+    summary = simulate_run("hcal_calibration", RUN, 144, 4, raw, truth,
+                           conditions_roots=[CONDITIONS], params_path=generator_params_file,
+                           scan_cells=True)
+    assert summary["scan_cells"] is True and summary["n_triggered"] == 144
+    table = read_events(truth)
+    segment = table.segment.to_numpy()
+    np.testing.assert_array_equal(np.bincount(segment), np.full(36, 4))
+    assert np.all(table.pdg.to_numpy() == 13)
+    ix, iy = np.divmod(segment, 6)
+    np.testing.assert_allclose(table.beam_target_x_mm.to_numpy(), geometry.ecal.cell_x(ix))
+    np.testing.assert_allclose(table.beam_target_y_mm.to_numpy(), geometry.ecal.cell_y(iy))
+    main = table.ecal_true_GeV.to_numpy()[:, 1].reshape(len(table), -1)
+    assert np.mean(main.argmax(axis=1) == segment) > 0.95
+    digits, report = decode.decode_file(raw, db)
+    assert report.events_rejected == 0 and len(digits) == 144
+
+
 def test_blocks_without_triggers_are_skipped(tmp_path, geometry, small_params_file):
     stub = stub_source(geometry)
     calls = []

@@ -37,6 +37,7 @@ for _kind, (_cli, _dataset_key, _needs) in (DERIVATIONS.items() if DERIVES else 
             input:
                 digits=digits_files(CAL[_dataset_key]),
                 muons=digits_files(CAL["muons"]) if _kind == "counter_calibration" else [],
+                muon_scan=digits_files(CAL["ecal_muon_scan"]) if _kind == "ecal_calibration" and CAL.get("ecal_muon_scan") else [],
                 needs=[derived_condition(k) for k in _needs],
             output:
                 condition=derived_condition(_kind),
@@ -54,6 +55,7 @@ for _kind, (_cli, _dataset_key, _needs) in (DERIVATIONS.items() if DERIVES else 
                 code=code_hash(*CORE_CODE, DERIVATION_CODE[_kind], "recon/commands/derive.py"),
                 cli=_cli,
                 muons=lambda w, input: f"--muons {' '.join(input.muons)}" if input.muons else "",
+                muon_scan=lambda w, input: f"--muon-scan {' '.join(input.muon_scan)}" if input.muon_scan else "",
                 version=calibration_version(_kind),
                 valid_runs=" ".join(str(r) for r in CAL["valid_runs"]),
                 conditions=conditions_args(_needs),
@@ -64,6 +66,6 @@ for _kind, (_cli, _dataset_key, _needs) in (DERIVATIONS.items() if DERIVES else 
             conda:
                 "../../envs/recon.yaml"
             shell:
-                "na64 derive {params.cli} {input.digits} {params.muons} --version {params.version}"
+                "na64 derive {params.cli} {input.digits} {params.muons} {params.muon_scan} --version {params.version}"
                 f" --valid-runs {{params.valid_runs}} --root {DERIVED} --plots {CAL_PLOTS}"
                 " {params.conditions} > {log} 2>&1"

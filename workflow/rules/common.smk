@@ -119,6 +119,7 @@ def simulate_options(dataset):
         options.append("--beam-energy-gev " + " ".join(str(e) for e in spec["beam_energies_GeV"]))
     if "target_cell" in spec:
         options.append("--target-cell " + " ".join(str(i) for i in spec["target_cell"]))
+    options += ["--scan-cells"] if spec.get("scan_cells") else []
     return " ".join(options)
 
 
