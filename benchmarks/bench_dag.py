@@ -14,9 +14,11 @@ the load of the machine.
     python benchmarks/bench_dag.py --raw-files 100 1000 --repeat 4
     python benchmarks/bench_dag.py --raw-files 10000 --files-per-chunk 10   # 1000 chunks
     python benchmarks/bench_dag.py --profile workflow/profiles/slurm   # with grouping
+    python benchmarks/bench_dag.py --raw-files 10000 --label decode-only \
+        --targets results/default/bench/decode_summary.json --append   # one job per chunk
 
 Goal (docs/farm.md): `snakemake -n` under 30 s for 10000 chunks.
-Writes benchmarks/out/dag.json.
+Writes benchmarks/out/dag.json (`--append`: adds its rows to those already there).
 """
 
 from __future__ import annotations
@@ -70,12 +72,14 @@ def make_workdir(root: Path, n_files: int, files_per_chunk: int, real: bool) -> 
     return workdir
 
 
-def dry_run(workdir: Path, extra: list[str]) -> tuple[float, float, dict[str, int]]:
+def dry_run(
+    workdir: Path, extra: list[str], targets: list[str]
+) -> tuple[float, float, dict[str, int]]:
     """Wall time and CPU time (user + system) of one `snakemake -n`, and its job counts."""
     exe = shutil.which("snakemake")
     command = [*([exe] if exe else [sys.executable, "-m", "snakemake"])]
     command += ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
-    command += ["-n", "--cores", "1", *extra]
+    command += ["-n", "--cores", "1", *targets, *extra]  # `-q` takes optional values: last
     env = {**os.environ, "CONDOR_CONFIG": os.devnull}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -118,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         default=["plain", "quiet"],
         help="plain: `snakemake -n` (prints every job); quiet: `snakemake -n -q` (summary only)",
     )
+    parser.add_argument(
+        "--targets", nargs="+", default=[], help="dry-run these targets instead of `rule all`"
+    )
+    parser.add_argument("--label", help="recorded as `version` in each row (e.g. before, after)")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "dag.json")
+    parser.add_argument("--append", action="store_true", help="keep the rows already in --out")
     args = parser.parse_args(argv)
 
     extra = ["--profile", str(Path(args.profile).resolve())] if args.profile else []
@@ -133,12 +142,13 @@ def main(argv: list[str] | None = None) -> int:
                 flags = extra + (["-q"] if mode == "quiet" else [])
                 times, cpus = [], []
                 for i in range(args.repeat):
-                    elapsed, cpu, jobs = dry_run(workdir, flags)
+                    elapsed, cpu, jobs = dry_run(workdir, flags, args.targets)
                     counted = jobs or counted  # -q prints no job table
                     if args.repeat == 1 or i > 0:
                         times.append(elapsed)
                         cpus.append(cpu)
                 row = {
+                    "version": args.label,
                     "raw_files": n,
                     "files_per_chunk": args.files_per_chunk,
                     "chunks": -(-n // args.files_per_chunk),
@@ -152,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cpus": os.cpu_count(),
                     "setup_s": round(setup_s, 2),
                     "profile": args.profile,
+                    "targets": args.targets,
                 }
                 rows.append(row)
                 verdict = "within" if row["wall_s"] < GOAL_S else "OVER"
@@ -164,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             shutil.rmtree(workdir, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.append and args.out.exists():
+        rows = json.loads(args.out.read_text()) + rows
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
 
