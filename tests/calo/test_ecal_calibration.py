@@ -21,6 +21,22 @@ AMPLITUDE_NOISE_ADC = 1.2
 N_PER_CELL = 250
 
 
+def random_gains(rng) -> np.ndarray:
+    """True gains (ADC/GeV) of the preshower and main cells, (2, 6, 6): 10 % spread."""
+    gain = np.empty((2, 6, 6))
+    gain[0] = GAIN_PRE_ADC_PER_GEV * (1 + 0.10 * rng.standard_normal((6, 6)))
+    gain[1] = GAIN_MAIN_ADC_PER_GEV * (1 + 0.10 * rng.standard_normal((6, 6)))
+    return gain
+
+
+def _digitized(rng, deposits, gain_adc_per_GeV):
+    """Amplitudes with white noise, times and the no-signal flag below 5 noise sigmas."""
+    amplitude = deposits * gain_adc_per_GeV + rng.normal(0.0, AMPLITUDE_NOISE_ADC, deposits.shape)
+    t = rng.normal(0.0, 0.3, deposits.shape)
+    flags = np.where(amplitude < 5 * AMPLITUDE_NOISE_ADC, 8, 0).astype(np.uint8)
+    return amplitude, t, flags
+
+
 def cell_scan(rng, n_per_cell, gain_adc_per_GeV, beam_GeV=100.0, shift_x_mm=None):
     """Dense amplitudes, times and flags of a scan: the beam on every cell centre in turn
     (showers displaced along x by ``shift_x_mm[ix]`` if given)."""
@@ -31,18 +47,13 @@ def cell_scan(rng, n_per_cell, gain_adc_per_GeV, beam_GeV=100.0, shift_x_mm=None
     y = (iy - 3) * 38.2 + rng.normal(0.0, 3.0, cell.size)
     energy = beam_GeV * (1.0 + 0.01 * rng.standard_normal(cell.size))
     deposits = showers(energy, x, y, rng, ShowerTruthModel(n_spots=1000))
-    amplitude = deposits * gain_adc_per_GeV + rng.normal(0.0, AMPLITUDE_NOISE_ADC, deposits.shape)
-    t = rng.normal(0.0, 0.3, deposits.shape)
-    flags = np.where(amplitude < 5 * AMPLITUDE_NOISE_ADC, 8, 0).astype(np.uint8)
-    return amplitude, t, flags, deposits
+    return (*_digitized(rng, deposits, gain_adc_per_GeV), deposits)
 
 
 @pytest.fixture(scope="module")
 def scan():
     rng = np.random.default_rng(21)
-    gain = np.empty((2, 6, 6))
-    gain[0] = GAIN_PRE_ADC_PER_GEV * (1 + 0.10 * rng.standard_normal((6, 6)))
-    gain[1] = GAIN_MAIN_ADC_PER_GEV * (1 + 0.10 * rng.standard_normal((6, 6)))
+    gain = random_gains(rng)
     amplitude, t, flags, deposits = cell_scan(rng, N_PER_CELL, gain)
     geometry = ConditionsDB([CONDITIONS]).geometry("invis2016", 1)
     fit = derive_ecal_calibration(amplitude, t, flags, geometry.ecal, ShowerModel.load(),
@@ -93,9 +104,7 @@ def test_low_energy_tail_does_not_bias_the_scale():
     from recon.calo.ecal_calibration import EcalCalibrationConfig
 
     rng = np.random.default_rng(23)
-    gain = np.empty((2, 6, 6))
-    gain[0] = GAIN_PRE_ADC_PER_GEV * (1 + 0.10 * rng.standard_normal((6, 6)))
-    gain[1] = GAIN_MAIN_ADC_PER_GEV * (1 + 0.10 * rng.standard_normal((6, 6)))
+    gain = random_gains(rng)
     n_per = 150
     amplitude, t, flags, _ = cell_scan(rng, n_per, gain)
     tail = rng.random(amplitude.shape[0]) < 0.15
@@ -121,9 +130,7 @@ def test_displaced_showers_are_corrected_per_cell():
     from recon.calo.ecal_calibration import EcalCalibrationConfig
 
     rng = np.random.default_rng(31)
-    gain = np.empty((2, 6, 6))
-    gain[0] = GAIN_PRE_ADC_PER_GEV * (1 + 0.10 * rng.standard_normal((6, 6)))
-    gain[1] = GAIN_MAIN_ADC_PER_GEV * (1 + 0.10 * rng.standard_normal((6, 6)))
+    gain = random_gains(rng)
     shift = np.linspace(2.0, 6.0, 6)
     amplitude, t, flags, _ = cell_scan(rng, 200, gain, shift_x_mm=shift)
     geometry = ConditionsDB([CONDITIONS]).geometry("invis2016", 1)
@@ -182,18 +189,13 @@ def muon_scan(rng, n_per_cell, gain_adc_per_GeV):
     deposits[np.arange(cell.size), 1, cell] = moyal(MIP_MAIN_GeV, MIP_MAIN_WIDTH_GeV, cell.size,
                                                     rng)
     deposits = deposits.reshape(-1, 2, 6, 6)
-    amplitude = deposits * gain_adc_per_GeV + rng.normal(0.0, AMPLITUDE_NOISE_ADC, deposits.shape)
-    t = rng.normal(0.0, 0.3, deposits.shape)
-    flags = np.where(amplitude < 5 * AMPLITUDE_NOISE_ADC, 8, 0).astype(np.uint8)
-    return amplitude, t, flags
+    return _digitized(rng, deposits, gain_adc_per_GeV)
 
 
 @pytest.fixture(scope="module")
 def mip_scan():
     rng = np.random.default_rng(31)
-    gain = np.empty((2, 6, 6))
-    gain[0] = GAIN_PRE_ADC_PER_GEV * (1 + 0.10 * rng.standard_normal((6, 6)))
-    gain[1] = GAIN_MAIN_ADC_PER_GEV * (1 + 0.10 * rng.standard_normal((6, 6)))
+    gain = random_gains(rng)
     mips = fit_preshower_mips(*muon_scan(rng, 1500, gain))
     amplitude, t, flags, _ = cell_scan(rng, N_PER_CELL, gain)
     geometry = ConditionsDB([CONDITIONS]).geometry("invis2016", 1)
