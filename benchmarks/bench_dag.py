@@ -13,6 +13,7 @@ the load of the machine.
     python benchmarks/bench_dag.py                        # 100, 1000, 10000 raw files, 1 per chunk
     python benchmarks/bench_dag.py --raw-files 100 1000 --repeat 4
     python benchmarks/bench_dag.py --raw-files 10000 --files-per-chunk 10   # 1000 chunks
+    python benchmarks/bench_dag.py --chunk-jobs per_chunk   # one job per chunk (`na64 chain`)
     python benchmarks/bench_dag.py --profile workflow/profiles/slurm   # with grouping
     python benchmarks/bench_dag.py --raw-files 10000 --label decode-only \
         --targets results/default/bench/decode_summary.json --append   # one job per chunk
@@ -48,7 +49,9 @@ GOAL_S = 30.0
 RUN = 5000  # the run of every raw file of the `bench` dataset
 
 
-def make_workdir(root: Path, n_files: int, files_per_chunk: int, real: bool) -> Path:
+def make_workdir(
+    root: Path, n_files: int, files_per_chunk: int, real: bool, chunk_jobs: str = "per_stage"
+) -> Path:
     workdir = root / f"files{n_files}"
     raw_dir = workdir / "data" / "raw" / "bench"
     raw_dir.mkdir(parents=True)
@@ -68,6 +71,7 @@ def make_workdir(root: Path, n_files: int, files_per_chunk: int, real: bool) -> 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["datasets"]["bench"] = {"raw": ["data/raw/bench/*.na64raw"]}
     config["decode"]["files_per_chunk"] = files_per_chunk
+    config["chunk_jobs"] = chunk_jobs
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return workdir
 
@@ -108,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--files-per-chunk", type=int, default=1, help="`decode.files_per_chunk` of the run"
     )
+    parser.add_argument(
+        "--chunk-jobs",
+        choices=["per_stage", "per_chunk"],
+        default="per_stage",
+        help="the config's `chunk_jobs`: one job per stage and chunk, or one per chunk",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (median reported)")
     parser.add_argument(
         "--real", action="store_true", help="tiny real raw files (one event) instead of headers"
@@ -135,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="na64-dag-") as tmp:
         for n in args.raw_files:
             start = time.perf_counter()
-            workdir = make_workdir(Path(tmp), n, args.files_per_chunk, args.real)
+            workdir = make_workdir(Path(tmp), n, args.files_per_chunk, args.real, args.chunk_jobs)
             setup_s = time.perf_counter() - start
             counted: dict[str, int] = {}
             for mode in args.modes:
@@ -151,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                     "version": args.label,
                     "raw_files": n,
                     "files_per_chunk": args.files_per_chunk,
+                    "chunk_jobs": args.chunk_jobs,
                     "chunks": -(-n // args.files_per_chunk),
                     "command": "snakemake -n" + (" -q" if mode == "quiet" else ""),
                     "jobs": sum(counted.values()),

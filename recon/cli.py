@@ -38,6 +38,8 @@ STAGE_COMMANDS = {
     "validate-track": "recon.commands.validate_track",
     "validate-events": "recon.commands.validate_events",
     "snapshot": "recon.commands.snapshot",
+    "chain": "recon.commands.chain",
+    "manifest": "recon.commands.manifest",
 }
 
 

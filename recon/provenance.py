@@ -28,9 +28,13 @@ __all__ = [
     "file_checksum",
     "make_provenance",
     "new_checksum",
+    "same_origin",
 ]
 
 PROVENANCE_KEY = "na64.provenance"
+#: The fields of a record that say what made a file; the others (event counts, the setup and
+#: run read from the inputs) follow from them.
+ORIGIN_FIELDS = ("stage", "code_version", "code_hash", "config_hash", "conditions", "inputs")
 # Input checksums use XXH3-128 (non-cryptographic, ~14 GB/s): an input must be
 # identified at the speed it is read, and nobody forges raw files against us.
 CHECKSUM_ALGORITHM = "xxh3_128"
@@ -96,3 +100,20 @@ def make_provenance(
         "inputs": [{"file": Path(p).name, CHECKSUM_ALGORITHM: digest} for p, digest in inputs],
         **(dict(extra) if extra else {}),
     }
+
+
+def same_origin(record: Mapping[str, Any], expected: Mapping[str, Any]) -> bool:
+    """True when two provenance records name the same stage, code, configuration, conditions
+    and input checksums (:data:`ORIGIN_FIELDS`): the files they describe are then identical.
+
+    >>> a = make_provenance(stage="calo", config={"window_ns": 25.0}, inputs=[("d.parquet", "ab")])
+    >>> same_origin(json.loads(canonical_json(a)), a)
+    True
+    >>> same_origin(a, make_provenance(stage="calo", config={"window_ns": 20.0},
+    ...                                inputs=[("d.parquet", "ab")]))
+    False
+    """
+    return all(
+        canonical_json(record.get(field)) == canonical_json(expected.get(field))
+        for field in ORIGIN_FIELDS
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from recon.calo.calo_stage import CaloConditions, CaloConfig, calo_from_digits
 from recon.commands.common import add_conditions_options, conditions_from_args
-from recon.commands.stage import input_identity, run_chunked_stage
+from recon.commands.stage import add_skip_current_option, input_identity, run_chunked_stage
 
 __all__ = ["register"]
 
@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--intime-window-ns", type=float, default=CaloConfig.intime_window_ns)
     p.add_argument("--hcal-modules-in-sum", type=int, default=CaloConfig.hcal_modules_in_sum)
     add_conditions_options(p)
+    add_skip_current_option(p)
     p.set_defaults(func=_main)
 
 
@@ -39,7 +40,7 @@ def _main(args: argparse.Namespace) -> int:
         stage="calo", source=args.digits, output=args.output,
         process=lambda digits: calo_from_digits(digits, conditions, config),
         config=_plain(asdict(config)), conditions=conditions.provenance(), setup=setup, run=run,
-        chunk_events=args.chunk_events, columns=_COLUMNS,
+        chunk_events=args.chunk_events, columns=_COLUMNS, skip_current=args.skip_current,
     )  # fmt: skip
     return 0
 

@@ -21,7 +21,12 @@ import pyarrow.parquet as pq
 
 from recon.classify import ClassifyConfig, classify_events
 from recon.commands.config_options import add_dataclass_options, dataclass_from_args, plain
-from recon.commands.stage import input_identity
+from recon.commands.stage import (
+    add_skip_current_option,
+    input_identity,
+    log_kept,
+    output_is_current,
+)
 from recon.io.tables import format_of, iter_events, write_events
 from recon.progress import Progress
 from recon.provenance import file_checksum, make_provenance
@@ -41,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-events", type=int, default=10_000)
     add_dataclass_options(p, SrdConfig, "srd")
     add_dataclass_options(p, ClassifyConfig, "classify")
+    add_skip_current_option(p)
     p.set_defaults(func=_main)
 
 
@@ -92,7 +98,6 @@ def _main(args: argparse.Namespace) -> int:
     srd = dataclass_from_args(args, SrdConfig, "srd")
     config = dataclass_from_args(args, ClassifyConfig, "classify")
     setup, run = input_identity(args.calo)
-    progress = Progress(f"classify {args.calo.name}")
 
     def chunks():
         for calo, track in _lockstep(args.calo, args.track, args.chunk_events):
@@ -108,7 +113,10 @@ def _main(args: argparse.Namespace) -> int:
             extra={"setup": setup, "run": run},
         )
 
+    if args.skip_current and output_is_current(args.output, provenance()):
+        log_kept(args.output)
+        return 0
+    progress = Progress(f"classify {args.calo.name}")
     write_events(args.output, chunks(), provenance)
     progress.done()
     return 0
-

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from recon.commands.common import add_conditions_options, conditions_from_args
+from recon.commands.stage import add_skip_current_option, log_kept, output_is_current
 from recon.decode import DecodeConfig, DecodeReport, DecoderTables, iter_digits
 from recon.io.rawreader import RawReader
 from recon.io.tables import write_events, write_json
 from recon.progress import Progress
-from recon.provenance import CHECKSUM_ALGORITHM, make_provenance
+from recon.provenance import CHECKSUM_ALGORITHM, file_checksum, make_provenance
 
-__all__ = ["register", "run_decode", "run_decode_files", "summarize_reports"]
+__all__ = ["decode_origin", "register", "run_decode", "run_decode_files", "summarize_reports"]
 
 log = logging.getLogger("na64.decode")
 
@@ -42,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, help="JSON report of read, decoded and rejected records")
     p.add_argument("--compression", default="none", help="Parquet codec (none, lz4, zstd, snappy)")
     add_conditions_options(p)
+    add_skip_current_option(p)
     p.set_defaults(func=_main)
     s = subparsers.add_parser("summarize-decode", help="sum the decode reports of a dataset")
     s.add_argument("reports", nargs="+", type=Path, help="JSON reports of `na64 decode`")
@@ -113,6 +115,30 @@ def run_decode_files(
     return reports
 
 
+def decode_origin(raws: Sequence[Path], *, db, config: DecodeConfig) -> dict:
+    """The provenance the digits of ``raws`` would carry, without the decode figures
+    (which follow from it): what ``--skip-current`` compares with an existing output."""
+    header = RawReader(raws[0]).header
+    return make_provenance(
+        stage="decode",
+        config={"chunk_events": config.chunk_events, "policy": config.policy},
+        inputs=[(raw, file_checksum(raw)) for raw in raws],
+        conditions=[db.find(kind, header.setup, header.run) for kind in ("channel_map", "daq")],
+    )
+
+
+def _report_is_current(report: Path | None, origin: dict) -> bool:
+    """No report asked for, or one that lists the input files with their checksums."""
+    if report is None:
+        return True
+    if not report.is_file():
+        return False
+    document = json.loads(report.read_text())
+    entries = document if isinstance(document, list) else [document]
+    listed = [(Path(e.get("file", "")).name, e.get(CHECKSUM_ALGORITHM)) for e in entries]
+    return listed == [(i["file"], i[CHECKSUM_ALGORITHM]) for i in origin["inputs"]]
+
+
 def _decode_record(reports: list[DecodeReport]) -> dict:
     """The decode figures in the digits' provenance: the file's report, or totals over the files."""
     entries = [report.to_dict() for report in reports]
@@ -149,6 +175,11 @@ def _summarize(args: argparse.Namespace) -> int:
 def _main(args: argparse.Namespace) -> int:
     db = conditions_from_args(args)
     config = DecodeConfig(chunk_events=args.chunk_events, policy=args.policy)
+    if args.skip_current:
+        origin = decode_origin(args.raw, db=db, config=config)
+        if output_is_current(args.output, origin) and _report_is_current(args.report, origin):
+            log_kept(args.output)
+            return 0
     reports = run_decode_files(
         args.raw, args.output, db=db, config=config, fmt=args.format, compression=args.compression
     )

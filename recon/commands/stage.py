@@ -5,6 +5,13 @@ chunk and streams the result into one output file with its provenance. The
 detector setup and run of the input come from the input's provenance (written
 by ``na64 decode``), so a stage needs no more than the file to find its
 conditions.
+
+With ``--skip-current`` a stage keeps an existing output whose provenance
+names the same stage, code, configuration, conditions and input checksums as
+the run would write (:func:`recon.provenance.same_origin`): reprocessing is
+deterministic, so the file it would write is that one. ``na64 chain`` runs
+the stages of a chunk this way, so that a calibration update redoes only the
+stages that read it.
 """
 
 from __future__ import annotations
@@ -18,11 +25,39 @@ import awkward as ak
 
 from recon.io.tables import iter_events, read_provenance, write_events
 from recon.progress import Progress
-from recon.provenance import file_checksum, make_provenance
+from recon.provenance import file_checksum, make_provenance, same_origin
 
-__all__ = ["input_identity", "run_chunked_stage"]
+__all__ = ["add_skip_current_option", "input_identity", "log_kept", "output_is_current",
+           "run_chunked_stage"]  # fmt: skip
 
 log = logging.getLogger("na64.stage")
+
+
+def add_skip_current_option(parser) -> None:
+    parser.add_argument(
+        "--skip-current",
+        action="store_true",
+        help="keep an existing output made by the same code, configuration, conditions and inputs",
+    )
+
+
+def output_is_current(output: Path, expected: Mapping[str, Any]) -> bool:
+    """True when ``output`` exists and its provenance has the origin of ``expected``.
+
+    An unreadable output (truncated, foreign) is not current: the stage rewrites it.
+    """
+    if not Path(output).is_file():
+        return False
+    try:
+        record = read_provenance(output)
+    except Exception as error:  # any unreadable file is simply redone
+        log.info("%s: unreadable provenance (%s): redone", output, error)
+        return False
+    return same_origin(record, expected)
+
+
+def log_kept(output: Path) -> None:
+    log.info("%s: current (same code, configuration, conditions and inputs): kept", output)
 
 
 def input_identity(path: Path, setup: str | None = None) -> tuple[str, int]:
@@ -50,9 +85,12 @@ def run_chunked_stage(
     chunk_events: int,
     columns: list[str] | None = None,
     compression: str = "none",
-) -> int:
-    """Apply ``process`` to every chunk of ``source``; write ``output``; return events written."""
-    progress = Progress(f"{stage} {source.name}")
+    skip_current: bool = False,
+) -> int | None:
+    """Apply ``process`` to every chunk of ``source``; write ``output``; return events written.
+
+    With ``skip_current``, an ``output`` that is already current is kept (returns None).
+    """
 
     def chunks():
         for chunk in iter_events(source, chunk_events=chunk_events, columns=columns):
@@ -69,6 +107,10 @@ def run_chunked_stage(
             extra={"setup": setup, "run": run},
         )
 
+    if skip_current and output_is_current(output, provenance()):
+        log_kept(output)
+        return None
+    progress = Progress(f"{stage} {source.name}")
     n = write_events(output, chunks(), provenance, compression=compression)
     progress.done()
     return n

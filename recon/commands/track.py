@@ -8,7 +8,7 @@ from pathlib import Path
 import awkward as ak
 
 from recon.commands.common import add_conditions_options, conditions_from_args
-from recon.commands.stage import input_identity, run_chunked_stage
+from recon.commands.stage import add_skip_current_option, input_identity, run_chunked_stage
 
 __all__ = ["register"]
 
@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--setup", help="detector setup (default: from the digits' provenance)")
     p.add_argument("--chunk-events", type=int, default=10_000)
     add_conditions_options(p)
+    add_skip_current_option(p)
     p.set_defaults(func=_main)
 
 
@@ -62,5 +63,6 @@ def _main(args: argparse.Namespace) -> int:
         config={"chunk_events": args.chunk_events},
         conditions={k: db.find(k, setup, run).provenance() for k in _KINDS},
         setup=setup, run=run, chunk_events=args.chunk_events, columns=_COLUMNS,
+        skip_current=args.skip_current,
     )  # fmt: skip
     return 0

@@ -52,11 +52,12 @@ def _copy_tree(dest: Path) -> Path:
     return dest
 
 
-def _workdir(base: Path, repo: Path) -> Path:
+def _workdir(base: Path, repo: Path, **overrides) -> Path:
     workdir = base / "work"
     workdir.mkdir()
     config = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
     config["conditions"]["roots"] = [str(repo / "conditions")]
+    config.update(overrides)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return workdir
 
@@ -196,3 +197,53 @@ def test_report_collects_the_plots(chain, tmp_path):
     snakemake(workdir, "--report", str(report), snakefile=repo / "Snakefile")
     text = report.read_text(errors="replace")
     assert "Calibration" in text and "Validation" in text and "Analysis" in text
+
+
+# `chunk_jobs: per_chunk`: one `na64 chain` job per chunk of a physics dataset
+
+
+@pytest.fixture(scope="module")
+def chained(chain, tmp_path_factory):
+    repo, _ = chain
+    workdir = _workdir(tmp_path_factory.mktemp("chained"), repo, chunk_jobs="per_chunk")
+    snakemake(workdir, "--cores", "2", snakefile=repo / "Snakefile")
+    return repo, workdir
+
+
+def test_one_job_per_chunk_writes_the_same_files(chain, chained):
+    staged, chunked = _result_files(chain[1]), _result_files(chained[1])
+    assert set(chunked) - set(staged) == {f"{RESULTS}/calibration/calibration_set.json"}
+    differing = [name for name in staged if staged[name] != chunked[name]]
+    assert differing == [f"{RESULTS}/snapshot/config.yaml"]  # it records `chunk_jobs`
+    assert _dry(*chained) == {}
+
+
+def test_one_job_per_chunk_redoes_only_the_stages_a_calibration_touches(chained):
+    repo, workdir = chained
+    condition = workdir / RESULTS / "conditions" / "invis2016" / "ecal_calibration" / "v1.json"
+    document = json.loads(condition.read_text())
+    document["data"]["gain_GeV_per_adc"][1][3][3] *= 1.01
+    condition.write_text(json.dumps(document))
+    calibration_datasets = N_CHUNKS  # calo of the ECAL scan, the muon run, the energy scan
+    assert _dry(repo, workdir) == {
+        "calibration_set": 1, "chain": N_CHUNKS, "calo": calibration_datasets,
+        "decode_summary": len(PHYSICS), "merge_simulated": 2, "snapshot": 1,
+    } | VALIDATION | ANALYSIS  # fmt: skip
+    stages = ("digits", "calo", "track", "events")
+    before = {s: _stage_bytes(workdir, s) for s in stages}
+    snakemake(workdir, "--cores", "2", snakefile=repo / "Snakefile")
+    after = {s: _stage_bytes(workdir, s) for s in stages}
+    assert after["digits"] == before["digits"] and after["track"] == before["track"]
+    assert after["calo"] != before["calo"] and after["events"] != before["events"]
+    logs = "".join(p.read_text() for p in (workdir / "logs").rglob("chain/*/*.log"))
+    kept = [line for line in logs.splitlines() if line.endswith(": kept")]
+    assert len(kept) == 2 * N_CHUNKS  # decode and track of every chunk
+    assert all("/digits/" in line or "/track/" in line for line in kept)
+
+
+def _stage_bytes(workdir: Path, stage: str) -> dict[str, bytes]:
+    return {
+        p.name: p.read_bytes()
+        for dataset in PHYSICS
+        for p in sorted((workdir / RESULTS / dataset / stage).glob("*.parquet"))
+    }

@@ -8,6 +8,8 @@ rule calo:
         conditions=derived_conditions(CALO_KINDS),
     output:
         f"{RESULTS}/{{dataset}}/calo/{{chunk}}.parquet",
+    wildcard_constraints:
+        dataset=one_of(STAGED),
     log:
         f"{LOGS}/calo/{{dataset}}/{{chunk}}.log",
     benchmark:
@@ -15,10 +17,7 @@ rule calo:
     params:
         code=code_hash(*CORE_CODE, "recon/calo", "recon/commands/calo.py", "recon/commands/stage.py"),
         shipped=shipped_hash("geometry", "daq"),
-        conditions=conditions_args(CALO_KINDS),
-        chunk_events=config["calo"]["chunk_events"],
-        intime=config["calo"]["intime_window_ns"],
-        hcal_modules=config["calo"]["hcal_modules_in_sum"],
+        options=calo_options(),
     threads: 1
     resources:
         mem_mb=config["resources"]["calo"]["mem_mb"],
@@ -26,6 +25,4 @@ rule calo:
     conda:
         "../../envs/recon.yaml"
     shell:
-        "na64 calo {input.digits} -o {output} --chunk-events {params.chunk_events}"
-        " --intime-window-ns {params.intime} --hcal-modules-in-sum {params.hcal_modules}"
-        " {params.conditions} > {log} 2>&1"
+        "na64 calo {input.digits} -o {output} {params.options} > {log} 2>&1"

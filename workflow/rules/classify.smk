@@ -9,13 +9,15 @@ rule classify:
         track=f"{RESULTS}/{{dataset}}/track/{{chunk}}.parquet",
     output:
         f"{RESULTS}/{{dataset}}/events/{{chunk}}.parquet",
+    wildcard_constraints:
+        dataset=one_of(STAGED),
     log:
         f"{LOGS}/classify/{{dataset}}/{{chunk}}.log",
     benchmark:
         f"{BENCH}/classify/{{dataset}}/{{chunk}}.tsv"
     params:
         code=code_hash(*CORE_CODE, "recon/srd.py", "recon/classify.py", "recon/commands/classify.py"),
-        options=f"{option_args('srd', 'srd')} {option_args('classify', 'classify')}",
+        options=classify_options(),
     threads: 1
     resources:
         mem_mb=config["resources"]["classify"]["mem_mb"],

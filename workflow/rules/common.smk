@@ -222,6 +222,39 @@ def chunk_runtime(rule):
     return config["resources"][rule]["runtime"] * FILES_PER_CHUNK
 
 
+# Per-chunk jobs (`chunk_jobs`): `per_stage`, one job per stage and chunk (decode, calo, track,
+# classify); `per_chunk`, one job per chunk of a physics dataset running the four stages in one
+# process (`na64 chain`, in chain.smk), each keeping its output when still current: a quarter of
+# the jobs, for farm-scale datasets (docs/farm.md). Calibration datasets stay per stage.
+PER_CHUNK = config.get("chunk_jobs", "per_stage") == "per_chunk"
+CHAINED = physics_datasets() if PER_CHUNK else []
+STAGED = [d for d in config["datasets"] if d not in CHAINED]
+
+
+def decode_options():
+    decode = config["decode"]
+    return (
+        f"--chunk-events {decode['chunk_events']} --policy {decode['policy']}"
+        f" --compression {decode['compression']} {conditions_args()}"
+    )
+
+
+def calo_options():
+    calo = config["calo"]
+    return (
+        f"--chunk-events {calo['chunk_events']} --intime-window-ns {calo['intime_window_ns']}"
+        f" --hcal-modules-in-sum {calo['hcal_modules_in_sum']} {conditions_args(CALO_KINDS)}"
+    )
+
+
+def track_options():
+    return f"--chunk-events {config['track']['chunk_events']} {conditions_args(TRACK_KINDS)}"
+
+
+def classify_options():
+    return f"{option_args('srd', 'srd')} {option_args('classify', 'classify')}"
+
+
 def digits_files(dataset):
     return [f"{RESULTS}/{dataset}/digits/{c}.{EXT}" for c in chunks(dataset)]
 
@@ -233,7 +266,8 @@ def stage_files(stage, dataset):
 def all_targets():
     targets = []
     for dataset in config["datasets"]:
-        targets += digits_files(dataset)
+        if dataset not in CHAINED:  # a chained dataset's digits come with its events
+            targets += digits_files(dataset)
         targets.append(f"{RESULTS}/{dataset}/decode_summary.json")
     targets += calibration_outputs()
     for dataset in physics_datasets():

@@ -8,17 +8,16 @@ rule decode:
     output:
         digits=f"{RESULTS}/{{dataset}}/digits/{{chunk}}.{EXT}",
         report=f"{RESULTS}/{{dataset}}/decode/{{chunk}}.json",
+    wildcard_constraints:
+        dataset=one_of(STAGED),
     log:
         f"{LOGS}/decode/{{dataset}}/{{chunk}}.log",
     benchmark:
         f"{BENCH}/decode/{{dataset}}/{{chunk}}.tsv"
     params:
-        code=code_hash(*CORE_CODE, "recon/decode.py", "recon/commands/decode.py"),
+        code=code_hash(*CORE_CODE, "recon/decode.py", "recon/commands/decode.py", "recon/commands/stage.py"),
         shipped=shipped_hash("channel_map", "daq"),
-        conditions=conditions_args(),
-        chunk_events=config["decode"]["chunk_events"],
-        policy=config["decode"]["policy"],
-        compression=config["decode"]["compression"],
+        options=decode_options(),
     threads: 1
     resources:
         mem_mb=config["resources"]["decode"]["mem_mb"],
@@ -26,9 +25,8 @@ rule decode:
     conda:
         "../../envs/recon.yaml"
     shell:
-        "na64 decode {input.raw} -o {output.digits} --report {output.report}"
-        " --chunk-events {params.chunk_events} --policy {params.policy}"
-        " --compression {params.compression} {params.conditions} > {log} 2>&1"
+        "na64 decode {input.raw} -o {output.digits} --report {output.report} {params.options}"
+        " > {log} 2>&1"
 
 
 rule decode_summary:

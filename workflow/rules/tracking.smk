@@ -8,6 +8,8 @@ rule track:
         conditions=derived_conditions(TRACK_KINDS),
     output:
         f"{RESULTS}/{{dataset}}/track/{{chunk}}.parquet",
+    wildcard_constraints:
+        dataset=one_of(STAGED),
     log:
         f"{LOGS}/track/{{dataset}}/{{chunk}}.log",
     benchmark:
@@ -15,8 +17,7 @@ rule track:
     params:
         code=code_hash(*CORE_CODE, "recon/tracking", "recon/commands/track.py", "recon/commands/stage.py"),
         shipped=shipped_hash("geometry", "field", "alignment", "tracking_parameters"),
-        conditions=conditions_args(TRACK_KINDS),
-        chunk_events=config["track"]["chunk_events"],
+        options=track_options(),
     threads: 1
     resources:
         mem_mb=config["resources"]["track"]["mem_mb"],
@@ -24,5 +25,4 @@ rule track:
     conda:
         "../../envs/recon.yaml"
     shell:
-        "na64 track {input.digits} -o {output} --chunk-events {params.chunk_events}"
-        " {params.conditions} > {log} 2>&1"
+        "na64 track {input.digits} -o {output} {params.options} > {log} 2>&1"
