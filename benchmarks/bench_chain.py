@@ -24,6 +24,11 @@ warm-up chain on each run (numba caches of every code path written). Goal (issue
 
     python benchmarks/bench_chain.py                     # 50k events, 3 repeats
     python benchmarks/bench_chain.py --events 200000 --repeat 5 --workdir /tmp/bench
+    python benchmarks/bench_chain.py --one-process       # `na64 chain`: chunk_jobs: per_chunk
+
+``--one-process`` times the four stages as the workflow's one-job-per-chunk mode runs them,
+``na64 chain decode ... :: calo ... :: track ... :: classify ...`` in one process (the start-up
+paid once), and writes benchmarks/out/chain_one_process.json.
 
 Writes benchmarks/out/chain.json.
 """
@@ -207,6 +212,34 @@ def chain(commands: Commands, raw: Path, workdir: Path, label: str) -> dict[str,
     return {s: timed(commands.stage(s, files), workdir / f"{label}.{s}.log") for s in STAGES}
 
 
+def one_process(commands: Commands, raw: Path, workdir: Path, label: str) -> dict[str, float]:
+    """The four stages in one `na64 chain` process: its CPU, wall and peak RSS."""
+    files = {"raw": raw, "report": workdir / f"{label}.decode.json"}
+    files |= {s: workdir / f"{label}.{s}.parquet" for s in ("digits", "calo", "track", "events")}
+    command = [*na64(), "chain"]
+    for position, stage in enumerate(STAGES):
+        command += ["::"] if position else []
+        command += commands.stage(stage, files)[len(na64()) :]
+    return timed(command, workdir / f"{label}.chain.log")
+
+
+def summarise_one_process(big: dict, tiny: dict, n: int, n_tiny: int, chunk: int) -> dict:
+    per_event = (big["cpu_s"] - tiny["cpu_s"]) / (n - n_tiny)
+    fixed = tiny["cpu_s"] - n_tiny * per_event
+    return {
+        "mode": "one process (na64 chain)",
+        "events": n,
+        **{k: round(v, 3) for k, v in big.items()},
+        "events_per_core_s": round(n / big["cpu_s"]),
+        "fixed_cpu_s": round(fixed, 3),
+        "per_event_cpu_us": round(per_event * 1e6, 2),
+        "workflow_chunk_events": chunk,
+        "events_per_core_s_at_workflow_chunk": round(chunk / (fixed + chunk * per_event)),
+        "goal_events_per_core_s": GOAL_EVENTS_PER_CORE_S,
+        "pass": n / big["cpu_s"] >= GOAL_EVENTS_PER_CORE_S,
+    }
+
+
 def decoded_events(workdir: Path, label: str) -> int:
     return int(json.loads((workdir / f"{label}.decode.json").read_text())["events_decoded"])
 
@@ -293,8 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/na64-bench-chain"),
                         help="simulated files are kept here and reused")  # fmt: skip
     parser.add_argument("--run", type=int, default=5001, help="run number of the physics run")
-    parser.add_argument("--out", type=Path, default=HERE / "out" / "chain.json")
+    parser.add_argument("--one-process", action="store_true",
+                        help="the four stages in one `na64 chain` process")  # fmt: skip
+    parser.add_argument("--out", type=Path, help="default: benchmarks/out/chain[_one_process].json")
     args = parser.parse_args(argv)
+    name = "chain_one_process.json" if args.one_process else "chain.json"
+    args.out = args.out or HERE / "out" / name
 
     config = yaml.safe_load(args.config.read_text())
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -307,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for raw in (tiny, big):  # untimed: numba caches of every code path, page cache
         chain(commands, raw, args.workdir, "warmup")
+    chunk = int(config["datasets"].get("physics", {}).get("simulate", {}).get("events", 5000))
+    if args.one_process:
+        return run_one_process(args, commands, tiny, big, chunk)
     start_up, big_runs, tiny_runs = [], [], []
     for i in range(args.repeat):
         start_up.append(timed([*na64(), "--version"], args.workdir / "version.log"))
@@ -315,7 +355,6 @@ def main(argv: list[str] | None = None) -> int:
         cpu = sum(big_runs[-1][s]["cpu_s"] for s in STAGES)
         print(f"repeat {i + 1}/{args.repeat}: chain {cpu:.2f} CPU s", flush=True)
     n, n_tiny = decoded_events(args.workdir, "big"), decoded_events(args.workdir, "tiny")
-    chunk = int(config["datasets"].get("physics", {}).get("simulate", {}).get("events", 5000))
     result = summarise(median_runs(big_runs), median_runs(tiny_runs),
                        {k: statistics.median(r[k] for r in start_up) for k in start_up[0]},
                        n, n_tiny, chunk)  # fmt: skip
@@ -330,6 +369,36 @@ def main(argv: list[str] | None = None) -> int:
         "derived_conditions": str(commands.derived),
     }
     print_table(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def run_one_process(args, commands: Commands, tiny: Path, big: Path, chunk: int) -> int:
+    big_runs, tiny_runs = [], []
+    for i in range(args.repeat):
+        tiny_runs.append(one_process(commands, tiny, args.workdir, "tiny"))
+        big_runs.append(one_process(commands, big, args.workdir, "big"))
+        print(f"repeat {i + 1}/{args.repeat}: chain {big_runs[-1]['cpu_s']:.2f} CPU s", flush=True)
+    n, n_tiny = decoded_events(args.workdir, "big"), decoded_events(args.workdir, "tiny")
+    median = {k: statistics.median(r[k] for r in big_runs) for k in big_runs[0]}
+    median_tiny = {k: statistics.median(r[k] for r in tiny_runs) for k in tiny_runs[0]}
+    result = summarise_one_process(median, median_tiny, n, n_tiny, chunk)
+    result |= {
+        "repeats": args.repeat,
+        "tiny_events": n_tiny,
+        "runs_cpu_s": [round(r["cpu_s"], 3) for r in big_runs],
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
+    print(
+        f"\n{n} events in one `na64 chain` process (median of {args.repeat}): "
+        f"{result['cpu_s']:.2f} CPU s, {result['max_rss_MB']:.0f} MB peak; "
+        f"{result['events_per_core_s']:,} events/s per core; "
+        f"fixed {result['fixed_cpu_s']:.2f} CPU s, {result['per_event_cpu_us']:.1f} us/event; "
+        f"at {chunk} events per chunk: "
+        f"{result['events_per_core_s_at_workflow_chunk']:,} events/s per core"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
