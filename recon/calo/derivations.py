@@ -27,8 +27,9 @@ from recon.calo.counters import derive_counter_calibration, load_counter_referen
 from recon.calo.ecal_calibration import (
     EcalCalibrationConfig,
     derive_ecal_calibration,
+    event_time_amplitudes,
+    event_time_offsets,
     fit_preshower_mips,
-    fixed_time_amplitudes,
     fixed_time_ratio,
     plot_ecal_calibration,
     preshower_pulse_times,
@@ -66,6 +67,7 @@ from recon.io.tables import write_json
 __all__ = [
     "fixed_time_preshower",
     "group_fit",
+    "muon_event_offsets",
     "run_counter_calibration",
     "run_ecal_calibration",
     "run_hcal_calibration",
@@ -114,16 +116,17 @@ def group_fit(digits: ak.Array, group: str, db: ConditionsDB, setup: str, run: i
 
 def fixed_time_preshower(digits: ak.Array, db: ConditionsDB, setup: str, run: int,
                          t0_pre_ns: np.ndarray, config: WaveformConfig | None = None,
-                         ) -> list[np.ndarray]:
+                         event_offset_ns: np.ndarray | None = None) -> list[np.ndarray]:
     """Dense ECAL amplitude, time and flags (n_events, 2, n_x, n_y) for MIP calibration.
 
     As :func:`group_fit`, except the preshower amplitudes: fits at each cell's pulse
-    time ``t0_pre_ns`` (n_cells,) ns (:func:`fixed_time_amplitudes`, over the fit
-    window of ``config``, reference pedestals). The waveform reconstruction fits a
-    MIP of the preshower (~7 counts) at the nominal time when it is below its
-    signal threshold and at a free time above: its response then follows the
-    channel's cable delay, 1.2 % rms cell to cell on the simulated scan (0.5 % at
-    the fixed time).
+    time ``t0_pre_ns`` (n_cells,) ns plus the event's time offset ``event_offset_ns``
+    (n_events,) ns (:func:`event_time_amplitudes`, over the fit window of ``config``,
+    reference pedestals; None: no offset; NaN: amplitude NaN). The waveform
+    reconstruction fits a MIP of the preshower (~7 counts) at the nominal time when
+    it is below its signal threshold and at a free time above: its response then
+    follows the channel's cable delay, 1.2 % rms cell to cell on the simulated scan
+    (0.5 % at the fixed time).
     """
     config = config or WaveformConfig()
     geometry = db.geometry(setup, run)
@@ -134,21 +137,31 @@ def fixed_time_preshower(digits: ak.Array, db: ConditionsDB, setup: str, run: in
     rows = templates.rows("ecal", layout.size("ecal"))
     amplitude, t, flags = group_fit(digits, "ecal", db, setup, run, config)
     n_events, n_cells = amplitude.shape[0], int(np.prod(layout.shape("ecal")[1:]))
-    # the template of every preshower cell at its samples, peaking at its pulse time
     k = np.arange(timing.n_samples)
     window = ((k >= timing.in_time_sample - config.fit_samples_before)
               & (k <= timing.in_time_sample + config.fit_samples_after))
     tau = (k - timing.in_time_sample) * timing.sample_period_ns
-    table = np.array([templates.shapes.evaluate(int(rows[c]), tau - t0_pre_ns[c]) * window
-                      for c in range(n_cells)])  # 36 cells
     hits = sadc_hits(digits, "ecal", layout)
     preshower = hits.channel_index < n_cells   # section 0 first: the flat cell index
     channel = hits.channel_index[preshower]
+    event = hits.event_of_channel()[preshower]
+    shift = np.zeros(event.size) if event_offset_ns is None else event_offset_ns[event]
     pre = amplitude[:, 0].reshape(n_events, n_cells)
-    pre[hits.event_of_channel()[preshower], channel] = fixed_time_amplitudes(
-        hits.samples[preshower], channel, pedestals.pedestal_adc, table)
+    pre[event, channel] = event_time_amplitudes(
+        hits.samples[preshower], channel, shift, pedestals.pedestal_adc,
+        templates.shapes.values[rows[:n_cells]], templates.shapes.t_first_ns,
+        templates.shapes.step_ns, tau, window, t0_pre_ns)
     amplitude[:, 0] = pre.reshape(amplitude[:, 0].shape)
     return [amplitude, t, flags]
+
+
+def muon_event_offsets(digits: ak.Array, db: ConditionsDB, setup: str, run: int,
+                       config: EcalCalibrationConfig | None = None) -> np.ndarray:
+    """Event time offset (ns, NaN without one) of every muon of ``digits`` from its HCAL
+    pulses (:func:`event_time_offsets`; a MIP of ~60 counts in each of the four modules)."""
+    config = config or EcalCalibrationConfig()
+    amplitude, t, flags = group_fit(digits, "hcal", db, setup, run)
+    return event_time_offsets(t, flags, amplitude, config.event_time_min_adc_muons, config)
 
 
 def run_sadc_pedestals(digits: ak.Array, db: ConditionsDB, run: int, header: ConditionHeader,
@@ -180,8 +193,12 @@ def run_ecal_calibration(digits: ak.Array, db: ConditionsDB, run: int, header: C
                          shower_model: Path = DEFAULT_MODEL_PATH,
                          muon_digits: Iterable[ak.Array] | None = None) -> Paths:
     """ECAL gains from the cell scan (needs pedestals and templates); with ``muon_digits``
-    (the chunks of a muon cell scan, read one at a time: 4.6 kB of ECAL samples per event)
-    the preshower cells are intercalibrated with their MIP responses."""
+    (the chunks of a muon cell scan, read one at a time: 4.6 kB of ECAL and 2.3 kB of
+    HCAL samples per event, the HCAL MIPs giving each muon's event time) the preshower
+    cells are intercalibrated with their MIP responses, fitted at each cell's delay plus
+    the event time (:func:`fixed_time_preshower`, :func:`muon_event_offsets`); the
+    summary's ``preshower_mip.event_time`` records the timed fractions and the fixed- over
+    free-time ratio."""
     config = config or EcalCalibrationConfig()
     geometry, layout, timing = _setup(db, header, run)
     amplitude, t, flags = group_fit(digits, "ecal", db, header.setup, run)
@@ -190,19 +207,42 @@ def run_ecal_calibration(digits: ak.Array, db: ConditionsDB, run: int, header: C
         amplitude_noise_factor(templates.shapes, templates.rows("ecal", layout.size("ecal")),
                                timing))
     mips = None
+    timing_summary = None
     if muon_digits is not None:
-        t0_pre = preshower_pulse_times(amplitude, t, flags, config)
-        fixed = fixed_time_preshower(digits, db, header.setup, run, t0_pre)[0]
+        # the preshower MIPs are fitted at each cell's delay plus the event's time offset,
+        # from the main-section showers (electrons) and the HCAL MIPs (muons)
+        offset = event_time_offsets(t[:, 1], flags[:, 1], amplitude[:, 1],
+                                    config.event_time_min_adc_showers, config)
+        t0_pre = preshower_pulse_times(amplitude, t, flags, config, offset)
+        fixed = fixed_time_preshower(digits, db, header.setup, run, t0_pre,
+                                     event_offset_ns=offset)[0]
         ratio = fixed_time_ratio(amplitude, fixed[:, 0].reshape(len(fixed), -1), flags, config)
-        chunks = [fixed_time_preshower(chunk, db, header.setup, run, t0_pre)
-                  for chunk in muon_digits]
+        chunks, n_muons, n_timed = [], 0, 0
+        for chunk in muon_digits:  # chunks of the muon scan, one at a time
+            muon_offset = muon_event_offsets(chunk, db, header.setup, run, config)
+            amplitude_mu, t_mu, flags_mu = fixed_time_preshower(chunk, db, header.setup, run,
+                                                                t0_pre,
+                                                                event_offset_ns=muon_offset)
+            # float32 (1e-7 relative): the 360 000-muon scan's dense arrays, 0.4 GB in float64
+            chunks.append((amplitude_mu.astype(np.float32), t_mu.astype(np.float32), flags_mu))
+            n_muons += muon_offset.size
+            n_timed += int(np.isfinite(muon_offset).sum())
         mips = fit_preshower_mips(*(np.concatenate(column) for column in zip(*chunks,
                                                                              strict=True)),
                                   config, ratio)
+        timing_summary = {
+            "showers_with_event_time": float(np.isfinite(offset).mean()),
+            "muons_with_event_time": n_timed / max(n_muons, 1),
+            "event_time_rms_ns_showers": float(np.nanstd(offset)),
+            "fixed_over_free_mean": float(np.nanmean(ratio)),
+            "fixed_over_free_rms": float(np.nanstd(ratio)),
+        }
     fit = derive_ecal_calibration(amplitude, t, flags, geometry.ecal,
                                   ShowerModel.load(shower_model), config,
                                   amplitude_noise_adc=noise_adc.reshape(layout.shape("ecal")),
                                   preshower_mips=mips)
+    if timing_summary is not None:
+        fit.summary["preshower_mip"]["event_time"] = timing_summary
     return _write("ecal_calibration", header, fit.calibration.to_data(), fit.summary, root,
                   plots, lambda p: plot_ecal_calibration(fit, geometry.ecal.n_x,
                                                          geometry.ecal.n_y, p))

@@ -145,9 +145,9 @@ def _on_axis(digits: ak.Array, geometry) -> np.ndarray:
 # strips, the largest part of a calibration run's digits (peak memory of the large cell scan)
 _SADC_COLUMNS = ["run", "spill", "event", "ecal", "hcal", "counters"]
 COLUMNS = {kind: (None if kind == "strip-pedestals" else _SADC_COLUMNS) for kind in KINDS}
-# the muon cell scan of ecal-calibration: the ECAL only (its SADC samples: ~4.6 kB per event),
-# streamed chunk by chunk
-_MUON_SCAN_COLUMNS = ["run", "spill", "event", "ecal"]
+# the muon cell scan of ecal-calibration: the ECAL (its SADC samples: ~4.6 kB per event) and
+# the HCAL (the event time of each muon, ~2.3 kB), streamed chunk by chunk
+_MUON_SCAN_COLUMNS = ["run", "spill", "event", "ecal", "hcal"]
 
 
 def _read(paths: list[Path], columns: list[str] | None = None) -> ak.Array:
