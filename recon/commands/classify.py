@@ -105,18 +105,16 @@ def _main(args: argparse.Namespace) -> int:
             progress.update(len(rows))
             yield rows
 
-    def provenance():
-        return make_provenance(
-            stage="classify",
-            config={"srd": plain(asdict(srd)), "classify": plain(asdict(config))},
-            inputs=[(p, file_checksum(p)) for p in (args.calo, args.track)],
-            extra={"setup": setup, "run": run},
-        )
-
-    if args.skip_current and output_is_current(args.output, provenance()):
+    record = make_provenance(
+        stage="classify",
+        config={"srd": plain(asdict(srd)), "classify": plain(asdict(config))},
+        inputs=[(p, file_checksum(p)) for p in (args.calo, args.track)],
+        extra={"setup": setup, "run": run},
+    )
+    if args.skip_current and output_is_current(args.output, record):
         log_kept(args.output)
         return 0
     progress = Progress(f"classify {args.calo.name}")
-    write_events(args.output, chunks(), provenance)
+    write_events(args.output, chunks(), record)
     progress.done()
     return 0

@@ -105,7 +105,7 @@ def run_decode_files(
     def provenance():
         return make_provenance(
             stage="decode",
-            config={"chunk_events": config.chunk_events, "policy": config.policy},
+            config=_provenance_config(config),
             inputs=[(raw, report.checksum) for raw, report in zip(raws, reports, strict=True)],
             conditions=records,
             extra={"setup": header.setup, "run": header.run, "decode": _decode_record(reports)},
@@ -121,10 +121,15 @@ def decode_origin(raws: Sequence[Path], *, db, config: DecodeConfig) -> dict:
     header = RawReader(raws[0]).header
     return make_provenance(
         stage="decode",
-        config={"chunk_events": config.chunk_events, "policy": config.policy},
+        config=_provenance_config(config),
         inputs=[(raw, file_checksum(raw)) for raw in raws],
         conditions=[db.find(kind, header.setup, header.run) for kind in ("channel_map", "daq")],
     )
+
+
+def _provenance_config(config: DecodeConfig) -> dict:
+    """The decode options that make the digits (recorded in their provenance)."""
+    return {"chunk_events": config.chunk_events, "policy": config.policy}
 
 
 def _report_is_current(report: Path | None, origin: dict) -> bool:

@@ -98,19 +98,17 @@ def run_chunked_stage(
             progress.update(len(result))
             yield result
 
-    def provenance():
-        return make_provenance(
-            stage=stage,
-            config=config,
-            inputs=[(source, file_checksum(source))],
-            conditions=conditions,
-            extra={"setup": setup, "run": run},
-        )
-
-    if skip_current and output_is_current(output, provenance()):
+    record = make_provenance(
+        stage=stage,
+        config=config,
+        inputs=[(source, file_checksum(source))],
+        conditions=conditions,
+        extra={"setup": setup, "run": run},
+    )
+    if skip_current and output_is_current(output, record):
         log_kept(output)
         return None
     progress = Progress(f"{stage} {source.name}")
-    n = write_events(output, chunks(), provenance, compression=compression)
+    n = write_events(output, chunks(), record, compression=compression)
     progress.done()
     return n
