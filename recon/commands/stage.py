@@ -16,6 +16,7 @@ stages that read it.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,7 +34,7 @@ __all__ = ["add_skip_current_option", "input_identity", "log_kept", "output_is_c
 log = logging.getLogger("na64.stage")
 
 
-def add_skip_current_option(parser) -> None:
+def add_skip_current_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-current",
         action="store_true",

@@ -224,9 +224,8 @@ def test_one_job_per_chunk_redoes_only_the_stages_a_calibration_touches(chained)
     document = json.loads(condition.read_text())
     document["data"]["gain_GeV_per_adc"][1][3][3] *= 1.01
     condition.write_text(json.dumps(document))
-    calibration_datasets = N_CHUNKS  # calo of the ECAL scan, the muon run, the energy scan
-    assert _dry(repo, workdir) == {
-        "calibration_set": 1, "chain": N_CHUNKS, "calo": calibration_datasets,
+    assert _dry(repo, workdir) == {  # calo: the ECAL scan, the muon run, the energy scan
+        "calibration_set": 1, "chain": N_CHUNKS, "calo": 3,
         "decode_summary": len(PHYSICS), "merge_simulated": 2, "snapshot": 1,
     } | VALIDATION | ANALYSIS  # fmt: skip
     stages = ("digits", "calo", "track", "events")

@@ -8,6 +8,8 @@
 # set (`na64 manifest`: paths and checksums), not six: input files are what a 10 000-chunk DAG
 # costs to build (docs/farm.md).
 
+# the command modules a chunk job runs (an edit elsewhere in recon/commands does not rerun it)
+CHAIN_COMMANDS = ("chain", "decode", "calo", "track", "classify", "stage", "config_options")
 CALIBRATION_SET = [f"{RESULTS}/calibration/calibration_set.json"] if DERIVES and CHAINED else []
 
 
@@ -48,7 +50,7 @@ if CHAINED:
         params:
             code=code_hash(
                 *CORE_CODE, "recon/decode.py", "recon/calo", "recon/tracking", "recon/srd.py",
-                "recon/classify.py", "recon/commands",
+                "recon/classify.py", *(f"recon/commands/{m}.py" for m in CHAIN_COMMANDS),
             ),
             shipped=shipped_hash("channel_map", "daq", "geometry", "field", "alignment", "tracking_parameters"),
             decode=decode_options(),
